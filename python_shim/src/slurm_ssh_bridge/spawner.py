@@ -1,0 +1,217 @@
+"""``BridgeSlurmSpawner``: batchspawner's ``SlurmSpawner`` running slurm-ssh-bridge.
+
+Use it with ``c.JupyterHub.spawner_class = "slurm-ssh-bridge"`` (the
+``jupyterhub.spawners`` entry point) or
+``"slurm_ssh_bridge.spawner.BridgeSlurmSpawner"``. Every ``SlurmSpawner``
+setting (``req_*``, ``batch_script``, poll intervals, ``start_timeout``)
+keeps its meaning; only the commands and ``state_unknown_re`` change, and
+they derive from ``bridge_path``, ``bridge_config`` and ``bridge_mode``.
+
+This module imports batchspawner (>= 1.3). The values it uses live in
+:mod:`slurm_ssh_bridge.commands`, which does not.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+from batchspawner import SlurmSpawner
+from traitlets import Unicode, default, validate, TraitError
+
+from . import commands
+
+try:  # batchspawner >= 1.2
+    from batchspawner import JobStatus
+except ImportError:  # pragma: no cover - very old batchspawner
+    from batchspawner.batchspawner import JobStatus
+
+__all__ = ["BridgeSlurmSpawner"]
+
+
+class BridgeSlurmSpawner(SlurmSpawner):
+    """A ``SlurmSpawner`` whose submit, query and cancel go through slurm-ssh-bridge.
+
+    The bridge runs on the hub host as the hub's user, connects to the Slurm
+    login host over SSH (or hands the request to its daemon) and runs
+    ``sudo -n -u <user> slurmspawner_{sbatch,squeue,scancel}`` there. The
+    notebook's environment (``JUPYTERHUB_*``, ``JPY_API_TOKEN``) travels in
+    the bridge's environment forwarding, never on a command line; the batch
+    script's ``--export={{keepvars}}`` then hands it to the job.
+    """
+
+    bridge_path = Unicode(
+        commands.DEFAULT_BRIDGE_PATH,
+        help="""Path of the slurm-ssh-bridge executable on the hub host.
+
+        A bare name is looked up on the PATH of the shell batchspawner runs
+        (the hub's PATH; for submit the PATH in ``Spawner.env_keep``).
+        An absolute path is safest. Must not contain braces.
+        """,
+    ).tag(config=True)
+
+    bridge_config = Unicode(
+        None,
+        allow_none=True,
+        help="""Path of the bridge's TOML configuration file, passed as ``--config``.
+
+        ``None`` (default): the hub's ``$SLURM_SSH_BRIDGE_CONFIG`` when set
+        (resolved once, then passed explicitly), else the bridge's default
+        ``/etc/slurm-ssh-bridge/config.toml``.
+        """,
+    ).tag(config=True)
+
+    bridge_mode = Unicode(
+        None,
+        allow_none=True,
+        help="""The bridge's ``--mode``: ``auto``, ``daemon`` or ``direct``.
+
+        ``None`` (default): use ``[client] mode`` from the bridge's config
+        (``auto``: the daemon when it is running, else a direct connection).
+        """,
+    ).tag(config=True)
+
+    remote_homedir = Unicode(
+        "",
+        help="""Home directory of the user on the Slurm side, e.g. ``/home/{username}``.
+
+        Empty (default): batchspawner's behaviour, the home directory from
+        the hub host's passwd database. Set it when the hub's container does
+        not know the site's users; it then provides ``req_homedir`` (used by
+        the batch script's ``--chdir`` and ``--output``) and ``HOME``.
+        """,
+    ).tag(config=True)
+
+    @validate("bridge_path")
+    def _validate_bridge_path(self, proposal):
+        try:
+            commands.bridge_exec_prefix(proposal["value"])
+        except (TypeError, ValueError) as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"]
+
+    @validate("bridge_config")
+    def _validate_bridge_config(self, proposal):
+        if proposal["value"] is not None:
+            try:
+                commands.bridge_exec_prefix(commands.DEFAULT_BRIDGE_PATH, proposal["value"])
+            except (TypeError, ValueError) as exc:
+                raise TraitError(str(exc)) from None
+        return proposal["value"]
+
+    @validate("bridge_mode")
+    def _validate_bridge_mode(self, proposal):
+        value = proposal["value"]
+        if value is not None and value not in commands.BRIDGE_MODES:
+            raise TraitError(
+                "bridge_mode %r is not one of %s" % (value, ", ".join(commands.BRIDGE_MODES))
+            )
+        return value
+
+    def _bridge_defaults(self):
+        return commands.spawner_trait_defaults(
+            self.bridge_path, self.bridge_config, self.bridge_mode
+        )
+
+    @default("exec_prefix")
+    def _default_exec_prefix(self):
+        return self._bridge_defaults()["exec_prefix"]
+
+    @default("batch_submit_cmd")
+    def _default_batch_submit_cmd(self):
+        return commands.SUBMIT_CMD
+
+    @default("batch_query_cmd")
+    def _default_batch_query_cmd(self):
+        return commands.QUERY_CMD
+
+    @default("batch_cancel_cmd")
+    def _default_batch_cancel_cmd(self):
+        return commands.CANCEL_CMD
+
+    @default("state_unknown_re")
+    def _default_state_unknown_re(self):
+        return commands.STATE_UNKNOWN_RE
+
+    @default("req_homedir")
+    def _default_req_homedir(self):
+        if self.remote_homedir:
+            return commands.remote_homedir(self.remote_homedir, self.user.name)
+        return pwd.getpwnam(self.user.name).pw_dir
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._warn_about_overrides()
+
+    def _warn_about_overrides(self):
+        """Log when configuration replaced the bridge commands or regexes.
+
+        ``c.SlurmSpawner.*`` settings left from an ssh/sudo setup apply to
+        this subclass too and would silently bypass the bridge.
+        """
+        expected = self._bridge_defaults()
+        for name in ("exec_prefix", "batch_submit_cmd", "batch_query_cmd", "batch_cancel_cmd"):
+            value = getattr(self, name)
+            if value != expected[name]:
+                self.log.warning(
+                    "BridgeSlurmSpawner.%s is configured as %r instead of the bridge's %r; "
+                    "remove old c.SlurmSpawner.%s settings unless this is intended",
+                    name,
+                    value,
+                    expected[name],
+                    name,
+                )
+        missing = commands.uncovered_unknown_codes(self.state_unknown_re)
+        if missing:
+            self.log.warning(
+                "state_unknown_re %r does not match the bridge's failure lines for %s: "
+                "a transient SSH failure would end running sessions",
+                self.state_unknown_re,
+                ", ".join(missing),
+            )
+
+    def get_req_subvars(self):
+        subvars = super().get_req_subvars()
+        # Refuse before running anything: the name is substituted unquoted
+        # into a /bin/sh command line.
+        commands.check_username(subvars.get("username", ""))
+        return subvars
+
+    def user_env(self, env):
+        """``USER``, ``HOME``, ``SHELL`` for the submit environment.
+
+        Like batchspawner's, but does not fail when the hub host's passwd
+        database does not know the user (a hub in a container).
+        """
+        name = self.user.name
+        env["USER"] = name
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            entry = None
+        if self.remote_homedir:
+            env["HOME"] = commands.remote_homedir(self.remote_homedir, name)
+        elif entry is not None and entry.pw_dir:
+            env["HOME"] = entry.pw_dir
+        if entry is not None and entry.pw_shell:
+            env["SHELL"] = entry.pw_shell
+        return env
+
+    async def run_command(self, cmd, input=None, env=None):
+        # Query and cancel run with env=None (the hub's environment): keep
+        # the hub's own JUPYTERHUB_* / JPY_* (e.g. JUPYTERHUB_CRYPT_KEY) out
+        # of the bridge's environment forwarding.
+        if env is None:
+            env = commands.scrub_hub_environment(os.environ)
+        return await super().run_command(cmd, input=input, env=env)
+
+    async def query_job_status(self):
+        if self.job_id:
+            problem = commands.bridge_missing_status(self.bridge_path, os.environ.get("PATH"))
+            if problem is not None:
+                # /bin/sh's "not found" would read as "job gone" and end the
+                # session while the job runs on; keep polling instead.
+                self.log.error(problem)
+                self.job_status = problem
+                return JobStatus.UNKNOWN
+        return await super().query_job_status()
