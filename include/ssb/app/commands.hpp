@@ -1,0 +1,26 @@
+// The subcommands behind the CLI. Each takes the loaded configuration and
+// returns the process exit status.
+#pragma once
+
+#include <string>
+
+#include "ssb/app/application.hpp"
+#include "ssb/config/config.hpp"
+#include "ssb/core/request.hpp"
+
+namespace ssb::app {
+
+struct Options {
+  std::string user;
+  std::string job_id;
+  bool json = false;
+};
+
+// submit, query, cancel: through the daemon or directly (client.mode).
+int run_job_command(const config::Config& config, core::Op op, const Options& options, Io& io);
+// request: one JSON request on stdin, the response on stdout.
+int run_request_command(const config::Config& config, Io& io);
+// check: diagnose the configuration and the path to the login host.
+int run_check_command(const config::Config& config, const Options& options, Io& io);
+
+}  // namespace ssb::app

@@ -1,0 +1,37 @@
+// What the bridge is asked to do, independent of where the request came
+// from (command line, `request` stdin, daemon socket).
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "ssb/config/config.hpp"
+#include "ssb/util/result.hpp"
+
+namespace ssb::core {
+
+enum class Op { submit, query, cancel, status };
+
+std::string_view to_string(Op op);
+bool op_from_string(std::string_view text, Op& out);
+
+struct Request {
+  Op op = Op::query;
+  std::string user;
+  std::string job_id;                       // query, cancel
+  std::string script;                       // submit
+  std::map<std::string, std::string> env;   // submit: variables offered for forwarding
+};
+
+// Checks the request against the same rules whichever front end built it:
+// user, job id, script size, env names/values and total size. `env` is
+// first reduced to the names env.forward allows; names outside the list are
+// dropped silently (batchspawner hands over the whole spawner environment).
+Status validate(Request& request, const config::Config& config);
+
+// Picks the variables to forward from an environ-style list ("NAME=VALUE").
+std::map<std::string, std::string> forwardable_env(const std::vector<std::string>& environ_entries,
+                                                   const config::Config& config);
+
+}  // namespace ssb::core

@@ -1,0 +1,56 @@
+// The result of one request, in the single shape shared by the CLI's
+// --json output, the daemon protocol and the text-mode printer.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ssb/core/request.hpp"
+#include "ssb/util/result.hpp"
+
+namespace ssb::core {
+
+// What the wrapper did on the login host.
+struct RemoteOutcome {
+  int exit_status = 0;
+  std::string out;
+  std::string err;
+};
+
+struct Response {
+  Op op = Op::query;
+  std::string user;
+  std::string job_id;
+  std::optional<std::string> state;  // query: first word of the wrapper's output
+  std::optional<std::string> host;   // query: the execution host, when given
+  std::optional<RemoteOutcome> remote;
+  std::optional<Error> error;        // unset: ok
+  std::int64_t elapsed_ms = 0;
+  std::string path;                  // "direct" or "daemon"
+
+  bool ok() const { return !error.has_value(); }
+};
+
+// Builds the response for a request whose wrapper ran to completion: parses
+// the job id (submit) or state and host (query) and turns a non-zero exit
+// status into an Errc::remote_failed error that keeps the output.
+Response from_remote(const Request& request, RemoteOutcome outcome);
+
+// Builds the response for a request that failed before the wrapper's
+// result was known.
+Response from_error(const Request& request, Error error);
+
+// batchspawner's rule for submit output: the last non-empty line, text
+// before ';' (cluster), must be an integer.
+std::optional<std::string> parse_submit_output(const std::string& out);
+
+struct QueryState {
+  std::string state;
+  std::optional<std::string> host;
+};
+// "RUNNING node1" -> {RUNNING, node1}; "PENDING (None)" style tails are kept
+// as the host only when they look like a host name.
+std::optional<QueryState> parse_query_output(const std::string& out);
+
+}  // namespace ssb::core

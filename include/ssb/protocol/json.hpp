@@ -1,0 +1,50 @@
+// The JSON shapes of the bridge: --json output, `request` input/output and
+// the daemon protocol (docs/PROTOCOL.md). Pure: no I/O.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "ssb/core/request.hpp"
+#include "ssb/core/response.hpp"
+#include "ssb/util/result.hpp"
+
+namespace ssb::protocol {
+
+inline constexpr int kVersion = 1;
+inline constexpr int kMaxDepth = 8;
+
+// A request as it arrives on the wire: the id is echoed verbatim.
+struct WireRequest {
+  nlohmann::json id;  // string or number
+  core::Request request;
+};
+
+// Parses one request line. Rejects: invalid JSON or UTF-8, nesting deeper
+// than kMaxDepth, lines over `max_bytes`, a missing or wrong "v", missing
+// "id", unknown ops and fields, wrong types. Field *values* (user, job id,
+// env names) are checked later by core::validate, as for the CLI.
+// On error, `id_out` holds the id when one could be read, so the error
+// response can still be matched.
+Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, nlohmann::json& id_out);
+
+// Serialises a request (client side of the protocol).
+nlohmann::json request_to_json(const nlohmann::json& id, const core::Request& request);
+
+// The response object without protocol envelope (the CLI's --json output).
+nlohmann::json response_to_json(const core::Response& response);
+
+// The same with "v" and "id" (one daemon response line).
+nlohmann::json response_envelope(const nlohmann::json& id, const core::Response& response);
+
+// An error response for a line that could not be parsed into a request.
+nlohmann::json error_envelope(const nlohmann::json& id, const Error& error);
+
+// Reads a daemon response back into a Response (client side), so that the
+// CLI prints the same output whichever path served it.
+Result<core::Response> response_from_json(const nlohmann::json& object);
+
+}  // namespace ssb::protocol

@@ -1,0 +1,47 @@
+// Builds the exact command line and stdin the login host receives. Pure:
+// no I/O, so it is unit-tested and fuzzed on its own.
+//
+// Every variable part of a remote command goes through sh_quote(); nothing
+// else concatenates user-influenced text into a shell command.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ssb/config/config.hpp"
+#include "ssb/core/request.hpp"
+
+namespace ssb::remote {
+
+// POSIX single-quote quoting: the result, read by any POSIX shell, is one
+// word equal to `text`. Embedded single quotes become '\''.
+std::string sh_quote(std::string_view text);
+
+struct RemoteCommand {
+  std::string command;     // what the exec request carries; run by the service account's login shell
+  std::string stdin_data;  // bytes written to the channel before EOF
+  std::vector<std::pair<std::string, std::string>> env_requests;  // SSH "env" requests (env.method = setenv)
+};
+
+// Name of the wrapper script for an operation ("slurmspawner_squeue").
+std::string_view wrapper_name(core::Op op);
+std::string wrapper_path(const config::Config& config, core::Op op);
+
+// The command for a validated submit, query or cancel request.
+RemoteCommand build(const core::Request& request, const config::Config& config);
+
+// `check`: lists which wrappers are missing or not executable for the
+// service account; prints one "missing PATH" line per problem.
+RemoteCommand build_wrapper_probe(const config::Config& config);
+
+// `check --user`: asks sudo, without running anything or prompting,
+// whether the service account may run each wrapper as `user`.
+RemoteCommand build_sudo_probe(const config::Config& config, const std::string& user);
+
+// The stdin framing of env.method = "stdin": each variable as NAME=VALUE
+// followed by NUL, then an empty record (one more NUL).
+std::string encode_env_records(const std::vector<std::pair<std::string, std::string>>& vars);
+
+}  // namespace ssb::remote

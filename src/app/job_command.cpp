@@ -1,0 +1,80 @@
+#include <fmt/format.h>
+
+#include <iterator>
+#include <memory>
+
+#include "ssb/app/commands.hpp"
+#include "ssb/app/output.hpp"
+#include "ssb/client/executor.hpp"
+#include "ssb/protocol/json.hpp"
+
+namespace ssb::app {
+
+namespace {
+
+// Reads at most `limit` + 1 bytes so an oversized script is detected
+// without reading an unbounded stream into memory.
+std::string read_bounded(std::istream& in, std::int64_t limit) {
+  std::string data;
+  char buf[65536];
+  while (in && static_cast<std::int64_t>(data.size()) <= limit) {
+    in.read(buf, sizeof buf);
+    data.append(buf, static_cast<std::size_t>(in.gcount()));
+  }
+  return data;
+}
+
+std::unique_ptr<client::Executor> make_executor(const config::Config& config) {
+  return std::make_unique<client::DirectExecutor>(config);
+}
+
+}  // namespace
+
+int run_job_command(const config::Config& config, core::Op op, const Options& options, Io& io) {
+  core::Request request;
+  request.op = op;
+  request.user = options.user;
+  request.job_id = options.job_id;
+  if (request.user.empty()) {
+    return print_failure(Error{Errc::usage, fmt::format("{} needs --user NAME (the JupyterHub user the job runs as)",
+                                                        core::to_string(op))},
+                         options.json, io.out, io.err);
+  }
+  if (op == core::Op::submit) {
+    request.script = read_bounded(io.in, config.limits.max_script_bytes);
+    request.env = core::forwardable_env(io.environ, config);
+  }
+  if (auto st = core::validate(request, config); !st) {
+    return print_response(core::from_error(request, st.error()), options.json, io.out, io.err);
+  }
+  auto executor = make_executor(config);
+  return print_response(executor->execute(request), options.json, io.out, io.err);
+}
+
+int run_request_command(const config::Config& config, Io& io) {
+  std::string line = read_bounded(io.in, config.daemon.max_line_bytes);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  nlohmann::json id;
+  auto parsed = protocol::parse_request(line, static_cast<std::size_t>(config.daemon.max_line_bytes), id);
+  if (!parsed) {
+    io.out << protocol::error_envelope(id, parsed.error()).dump() << '\n';
+    return exit_status_for(parsed.error().code);
+  }
+  auto& request = parsed->request;
+  if (request.op == core::Op::status) {
+    Error e{Errc::daemon_unavailable, "op \"status\" is answered by the daemon only (slurm-ssh-bridge serve)"};
+    io.out << protocol::error_envelope(id, e).dump() << '\n';
+    return exit_status_for(e.code);
+  }
+  core::Response response;
+  if (auto st = core::validate(request, config); !st) {
+    response = core::from_error(request, st.error());
+  } else {
+    response = make_executor(config)->execute(request);
+  }
+  io.out << protocol::response_envelope(id, response).dump() << '\n';
+  if (response.remote) return response.remote->exit_status;
+  return response.ok() ? 0 : exit_status_for(response.error->code);
+}
+
+}  // namespace ssb::app

@@ -1,0 +1,597 @@
+#include "ssb/config/config.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <toml++/toml.h>
+#include <variant>
+
+namespace ssb::config {
+
+namespace {
+
+enum class Type { string, integer, boolean, string_list };
+
+using Value = std::variant<std::string, std::int64_t, bool, std::vector<std::string>>;
+
+const char* type_name(Type t) {
+  switch (t) {
+    case Type::string: return "string";
+    case Type::integer: return "integer";
+    case Type::boolean: return "boolean";
+    case Type::string_list: return "string list";
+  }
+  return "?";
+}
+
+// A setter returns an explanation when the (well-typed) value is out of range.
+using Setter = std::function<std::optional<std::string>(Config&, const Value&)>;
+using Getter = std::function<std::string(const Config&)>;
+
+struct Key {
+  KeyInfo info;
+  Type type;
+  Setter set;
+  Getter get;
+  bool required = false;
+};
+
+std::string quote_toml(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string list_text(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + quote_toml(v[i]);
+  return out + "]";
+}
+
+template <class Ref>
+Key int_key(std::string name, Ref ref, std::int64_t min, std::int64_t max, std::string help) {
+  Config defaults;
+  Key k;
+  k.info = {std::move(name), type_name(Type::integer), std::to_string(ref(defaults)), std::move(help)};
+  k.type = Type::integer;
+  k.set = [ref, min, max](Config& c, const Value& v) -> std::optional<std::string> {
+    auto n = std::get<std::int64_t>(v);
+    if (n < min || n > max) return fmt::format("must be between {} and {}, got {}", min, max, n);
+    ref(c) = static_cast<std::remove_reference_t<decltype(ref(c))>>(n);
+    return std::nullopt;
+  };
+  k.get = [ref](const Config& c) { return std::to_string(ref(c)); };
+  return k;
+}
+
+template <class Ref>
+Key string_key(std::string name, Ref ref, std::string help,
+               std::function<std::optional<std::string>(const std::string&)> check = {}) {
+  Config defaults;
+  Key k;
+  k.info = {std::move(name), type_name(Type::string), quote_toml(ref(defaults)), std::move(help)};
+  k.type = Type::string;
+  k.set = [ref, check](Config& c, const Value& v) -> std::optional<std::string> {
+    const auto& s = std::get<std::string>(v);
+    if (check) {
+      if (auto why = check(s)) return why;
+    }
+    ref(c) = s;
+    return std::nullopt;
+  };
+  k.get = [ref](const Config& c) { return quote_toml(ref(c)); };
+  return k;
+}
+
+template <class Ref>
+Key bool_key(std::string name, Ref ref, std::string help) {
+  Config defaults;
+  Key k;
+  k.info = {std::move(name), type_name(Type::boolean), ref(defaults) ? "true" : "false", std::move(help)};
+  k.type = Type::boolean;
+  k.set = [ref](Config& c, const Value& v) -> std::optional<std::string> {
+    ref(c) = std::get<bool>(v);
+    return std::nullopt;
+  };
+  k.get = [ref](const Config& c) { return std::string(ref(c) ? "true" : "false"); };
+  return k;
+}
+
+template <class Ref>
+Key list_key(std::string name, Ref ref, std::string help,
+             std::function<std::optional<std::string>(const std::string&)> check_item = {}) {
+  Config defaults;
+  Key k;
+  k.info = {std::move(name), type_name(Type::string_list), list_text(ref(defaults)), std::move(help)};
+  k.type = Type::string_list;
+  k.set = [ref, check_item](Config& c, const Value& v) -> std::optional<std::string> {
+    const auto& items = std::get<std::vector<std::string>>(v);
+    if (check_item) {
+      for (const auto& item : items) {
+        if (auto why = check_item(item)) return why;
+      }
+    }
+    ref(c) = items;
+    return std::nullopt;
+  };
+  k.get = [ref](const Config& c) { return list_text(ref(c)); };
+  return k;
+}
+
+std::optional<std::string> absolute_path(const std::string& s) {
+  if (s.empty() || s[0] != '/') return fmt::format("must be an absolute path, got {}", quote_toml(s));
+  return std::nullopt;
+}
+
+std::optional<std::string> env_pattern(const std::string& s) {
+  if (s.empty()) return std::string("must not contain an empty pattern");
+  for (char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '*';
+    if (!ok) return fmt::format("pattern {} may only hold letters, digits, '_' and '*'", quote_toml(s));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> host_name(const std::string& s) {
+  if (s.empty()) return std::string("must not be empty");
+  if (s[0] == '-') return fmt::format("must not start with '-', got {}", quote_toml(s));
+  for (char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == ':' || c == '_';
+    if (!ok) return fmt::format("is not a host name or IP address: {}", quote_toml(s));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> user_name(const std::string& s) {
+  if (s.empty() || s[0] == '-' || s.size() > 64) return fmt::format("is not a valid account name: {}", quote_toml(s));
+  for (char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == '_';
+    if (!ok) return fmt::format("is not a valid account name: {}", quote_toml(s));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> one_of(const std::string& s, std::initializer_list<const char*> choices) {
+  std::string all;
+  for (const char* c : choices) {
+    if (s == c) return std::nullopt;
+    all += (all.empty() ? "" : ", ") + quote_toml(c);
+  }
+  return fmt::format("must be one of {}, got {}", all, quote_toml(s));
+}
+
+std::optional<std::string> octal_mode(const std::string& s) {
+  if (s.size() < 3 || s.size() > 4 || s.find_first_not_of("01234567") != std::string::npos)
+    return fmt::format("must be an octal mode such as \"0660\", got {}", quote_toml(s));
+  return std::nullopt;
+}
+
+// Enum-valued keys are stored as strings in the file and mapped here.
+Key env_method_key() {
+  Key k;
+  k.info = {"env.method", "string", "\"stdin\"",
+            "How forwarded variables reach the wrapper: \"stdin\" (NUL-separated records ahead of the job script, "
+            "exported by a fixed bash snippet; no sshd change needed) or \"setenv\" (SSH environment requests; the "
+            "login host's sshd needs AcceptEnv for the forwarded names)."};
+  k.type = Type::string;
+  k.set = [](Config& c, const Value& v) -> std::optional<std::string> {
+    const auto& s = std::get<std::string>(v);
+    if (auto why = one_of(s, {"stdin", "setenv"})) return why;
+    c.env.method = s == "stdin" ? EnvMethod::stdin_records : EnvMethod::setenv;
+    return std::nullopt;
+  };
+  k.get = [](const Config& c) {
+    return quote_toml(c.env.method == EnvMethod::stdin_records ? "stdin" : "setenv");
+  };
+  return k;
+}
+
+Key client_mode_key() {
+  Key k;
+  k.info = {"client.mode", "string", "\"auto\"",
+            "\"auto\": use the daemon when its socket answers, else connect directly; \"daemon\": only the "
+            "daemon (fail if it is not running); \"direct\": never use the daemon."};
+  k.type = Type::string;
+  k.set = [](Config& c, const Value& v) -> std::optional<std::string> {
+    const auto& s = std::get<std::string>(v);
+    if (auto why = one_of(s, {"auto", "daemon", "direct"})) return why;
+    c.client.mode = s == "auto" ? ClientMode::auto_select : s == "daemon" ? ClientMode::daemon : ClientMode::direct;
+    return std::nullopt;
+  };
+  k.get = [](const Config& c) {
+    switch (c.client.mode) {
+      case ClientMode::auto_select: return quote_toml("auto");
+      case ClientMode::daemon: return quote_toml("daemon");
+      case ClientMode::direct: return quote_toml("direct");
+    }
+    return quote_toml("auto");
+  };
+  return k;
+}
+
+#define SSB_REF(member) [](auto& c) -> auto& { return c.member; }
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> table = [] {
+    constexpr std::int64_t kMaxInt = std::numeric_limits<int>::max();
+    std::vector<Key> t;
+    Key host = string_key("ssh.host", SSB_REF(ssh.host),
+                          "Slurm login host to connect to (name or address). Required.", host_name);
+    host.required = true;
+    host.info.default_text = "(none: required)";
+    t.push_back(host);
+    t.push_back(int_key("ssh.port", SSB_REF(ssh.port), 1, 65535, "TCP port of sshd on the login host."));
+    t.push_back(string_key("ssh.user", SSB_REF(ssh.user), "Service account the bridge logs in as.", user_name));
+    t.push_back(string_key("ssh.identity_file", SSB_REF(ssh.identity_file),
+                           "Private key (no passphrase) used for public-key authentication; the only credential "
+                           "tried.",
+                           absolute_path));
+    t.push_back(string_key("ssh.known_hosts", SSB_REF(ssh.known_hosts),
+                           "known_hosts file holding the login host's key; checking is always strict.",
+                           absolute_path));
+    t.push_back(bool_key("ssh.strict_key_permissions", SSB_REF(ssh.strict_key_permissions),
+                         "Refuse an identity file readable or writable by group or others (false: warn only)."));
+    t.push_back(int_key("ssh.connect_timeout_s", SSB_REF(ssh.connect_timeout_s), 1, 3600,
+                        "Seconds allowed for TCP connect, key exchange and authentication."));
+    t.push_back(int_key("ssh.command_timeout_s", SSB_REF(ssh.command_timeout_s), 1, 86400,
+                        "Seconds allowed for one wrapper run, from channel open to exit status."));
+    t.push_back(int_key("ssh.keepalive_interval_s", SSB_REF(ssh.keepalive_interval_s), 1, 3600,
+                        "Daemon: seconds between keepalive probes on idle pooled connections."));
+    t.push_back(string_key("remote.wrappers_dir", SSB_REF(remote.wrappers_dir),
+                           "Directory on the login host holding slurmspawner_sbatch, slurmspawner_squeue and "
+                           "slurmspawner_scancel.",
+                           absolute_path));
+    t.push_back(string_key("remote.sudo", SSB_REF(remote.sudo), "Path of sudo on the login host.", absolute_path));
+    t.push_back(string_key("remote.bash", SSB_REF(remote.bash),
+                           "Path of bash on the login host (used by env.method = \"stdin\").", absolute_path));
+    t.push_back(list_key("env.forward", SSB_REF(env.forward),
+                         "Names (glob patterns, '*' only) of environment variables forwarded to the wrapper on "
+                         "submit. The login host's sudoers env_keep must keep them too.",
+                         env_pattern));
+    t.push_back(env_method_key());
+    t.push_back(list_key("env.secret_patterns", SSB_REF(env.secret_patterns),
+                         "Names (glob patterns) whose values are secrets: never logged, never shown, never put on "
+                         "a command line.",
+                         env_pattern));
+    t.push_back(int_key("limits.max_script_bytes", SSB_REF(limits.max_script_bytes), 1, 64LL << 20,
+                        "Largest job script accepted on submit."));
+    t.push_back(int_key("limits.max_env_bytes", SSB_REF(limits.max_env_bytes), 0, 16LL << 20,
+                        "Largest total size of forwarded environment (names and values)."));
+    t.push_back(int_key("limits.max_output_bytes", SSB_REF(limits.max_output_bytes), 1024, 64LL << 20,
+                        "Largest stdout or stderr kept from one wrapper run; more is an error."));
+    t.push_back(string_key("daemon.socket", SSB_REF(daemon.socket), "Unix socket the daemon listens on.",
+                           absolute_path));
+    t.push_back(string_key("daemon.socket_mode", SSB_REF(daemon.socket_mode),
+                           "Permissions of the daemon socket (octal string).", octal_mode));
+    t.push_back(string_key("daemon.socket_group", SSB_REF(daemon.socket_group),
+                           "Group given access to the socket (with socket_mode \"0660\"); empty: unchanged."));
+    t.push_back(int_key("daemon.drain_timeout_s", SSB_REF(daemon.drain_timeout_s), 0, 3600,
+                        "On SIGTERM/SIGINT, seconds in-flight requests get to finish."));
+    t.push_back(int_key("daemon.max_line_bytes", SSB_REF(daemon.max_line_bytes), 1024, 256LL << 20,
+                        "Largest request line accepted by the daemon."));
+    t.push_back(int_key("daemon.max_clients", SSB_REF(daemon.max_clients), 1, 100000,
+                        "Most client connections the daemon holds at once."));
+    t.push_back(int_key("pool.connections", SSB_REF(pool.connections), 1, 64,
+                        "SSH connections the daemon keeps open to the login host."));
+    t.push_back(int_key("pool.channels_per_connection", SSB_REF(pool.channels_per_connection), 1, 1024,
+                        "Concurrent channels per connection; keep below sshd's MaxSessions (default 10)."));
+    t.push_back(int_key("pool.queue_size", SSB_REF(pool.queue_size), 0, kMaxInt,
+                        "Requests that may wait for a free channel before new ones are refused as overloaded."));
+    t.push_back(int_key("pool.queue_timeout_s", SSB_REF(pool.queue_timeout_s), 1, 3600,
+                        "Seconds a request may wait for a free channel."));
+    t.push_back(int_key("pool.reconnect_min_ms", SSB_REF(pool.reconnect_min_ms), 1, 3600000,
+                        "First delay before reconnecting a failed connection (doubles, with jitter)."));
+    t.push_back(int_key("pool.reconnect_max_ms", SSB_REF(pool.reconnect_max_ms), 1, 3600000,
+                        "Largest delay between reconnect attempts."));
+    t.push_back(client_mode_key());
+    t.push_back(int_key("client.daemon_connect_timeout_ms", SSB_REF(client.daemon_connect_timeout_ms), 1, 60000,
+                        "How long the CLI waits for the daemon's socket to accept."));
+    t.push_back(string_key("log.level", SSB_REF(log.level), "Daemon log level: \"debug\", \"info\", \"warn\", \"error\".",
+                           [](const std::string& s) { return one_of(s, {"debug", "info", "warn", "error"}); }));
+    return t;
+  }();
+  return table;
+}
+
+#undef SSB_REF
+
+const Key* find_key(const std::string& name) {
+  for (const auto& k : keys()) {
+    if (k.info.name == name) return &k;
+  }
+  return nullptr;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string suggestion(const std::string& name) {
+  const Key* best = nullptr;
+  std::size_t best_d = 4;
+  for (const auto& k : keys()) {
+    auto d = edit_distance(name, k.info.name);
+    if (d < best_d) {
+      best_d = d;
+      best = &k;
+    }
+  }
+  return best ? fmt::format(" (did you mean '{}'?)", best->info.name) : std::string();
+}
+
+std::string section_suggestion(const std::string& section) {
+  std::string best;
+  std::size_t best_d = 3;
+  for (const auto& k : keys()) {
+    auto known = k.info.name.substr(0, k.info.name.find('.'));
+    auto d = edit_distance(section, known);
+    if (d < best_d) {
+      best_d = d;
+      best = known;
+    }
+  }
+  return best.empty() ? std::string() : fmt::format(" (did you mean [{}]?)", best);
+}
+
+std::string location(const std::string& path, const toml::source_region& src) {
+  if (src.begin.line == 0) return path;
+  return fmt::format("{}:{}", path, src.begin.line);
+}
+
+std::optional<Value> value_from_node(const toml::node& node, Type type) {
+  switch (type) {
+    case Type::string:
+      if (auto v = node.value<std::string>(); v && node.is_string()) return Value{*v};
+      return std::nullopt;
+    case Type::integer:
+      if (node.is_integer()) return Value{*node.value<std::int64_t>()};
+      return std::nullopt;
+    case Type::boolean:
+      if (node.is_boolean()) return Value{*node.value<bool>()};
+      return std::nullopt;
+    case Type::string_list: {
+      const auto* arr = node.as_array();
+      if (!arr) return std::nullopt;
+      std::vector<std::string> items;
+      for (const auto& item : *arr) {
+        if (!item.is_string()) return std::nullopt;
+        items.push_back(*item.value<std::string>());
+      }
+      return Value{std::move(items)};
+    }
+  }
+  return std::nullopt;
+}
+
+const char* toml_type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date/time";
+  }
+}
+
+std::optional<Value> value_from_text(const std::string& text, Type type) {
+  switch (type) {
+    case Type::string:
+      return Value{text};
+    case Type::integer: {
+      if (text.empty() || text.size() > 18) return std::nullopt;
+      std::size_t i = text[0] == '-' ? 1 : 0;
+      if (i == text.size() || text.find_first_not_of("0123456789", i) != std::string::npos) return std::nullopt;
+      return Value{static_cast<std::int64_t>(std::stoll(text))};
+    }
+    case Type::boolean:
+      if (text == "true" || text == "1" || text == "yes") return Value{true};
+      if (text == "false" || text == "0" || text == "no") return Value{false};
+      return std::nullopt;
+    case Type::string_list: {
+      std::vector<std::string> items;
+      std::string cur;
+      std::istringstream in(text);
+      while (std::getline(in, cur, ',')) {
+        if (!cur.empty()) items.push_back(cur);
+      }
+      return Value{std::move(items)};
+    }
+  }
+  return std::nullopt;
+}
+
+Status apply_text(Config& config, const std::string& name, const std::string& text, const std::string& origin) {
+  const Key* key = find_key(name);
+  if (!key) {
+    return make_error(Errc::config, fmt::format("{}: unknown configuration key '{}'{}", origin, name, suggestion(name)));
+  }
+  auto value = value_from_text(text, key->type);
+  if (!value) {
+    return make_error(Errc::config,
+                      fmt::format("{}: key '{}' must be a {}, got \"{}\"", origin, name, type_name(key->type), text));
+  }
+  if (auto why = key->set(config, *value)) {
+    return make_error(Errc::config, fmt::format("{}: key '{}' {}", origin, name, *why));
+  }
+  config.origins[name] = origin;
+  return {};
+}
+
+}  // namespace
+
+const std::vector<KeyInfo>& key_reference() {
+  static const std::vector<KeyInfo> infos = [] {
+    std::vector<KeyInfo> v;
+    for (const auto& k : keys()) v.push_back(k.info);
+    return v;
+  }();
+  return infos;
+}
+
+Result<Config> load_string(const std::string& text, const std::string& path) {
+  Config config;
+  config.source_path = path;
+  for (const auto& k : keys()) config.origins[k.info.name] = "default";
+
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& err) {
+    return make_error(Errc::config, fmt::format("{}: syntax error: {}", location(path, err.source()),
+                                                std::string(err.description())));
+  }
+
+  for (const auto& [section_key, section_node] : root) {
+    std::string section(section_key.str());
+    const auto* table = section_node.as_table();
+    if (!table) {
+      return make_error(Errc::config,
+                        fmt::format("{}: '{}' must be a section ([{}]), not {}; keys belong under a section such as "
+                                    "[ssh]",
+                                    location(path, section_node.source()), section, section, toml_type_name(section_node)));
+    }
+    bool known_section = false;
+    for (const auto& k : keys()) {
+      if (k.info.name.rfind(section + ".", 0) == 0) known_section = true;
+    }
+    if (!known_section) {
+      return make_error(Errc::config,
+                        fmt::format("{}: unknown section [{}]{}; sections are [ssh], [remote], [env], [limits], "
+                                    "[daemon], [pool], [client], [log]",
+                                    location(path, section_key.source()), section, section_suggestion(section)));
+    }
+    for (const auto& [key_name, node] : *table) {
+      std::string name = section + "." + std::string(key_name.str());
+      const Key* key = find_key(name);
+      if (!key) {
+        return make_error(Errc::config, fmt::format("{}: unknown key '{}'{}", location(path, key_name.source()), name,
+                                                    suggestion(name)));
+      }
+      auto value = value_from_node(node, key->type);
+      if (!value) {
+        return make_error(Errc::config, fmt::format("{}: key '{}' must be a {}, got {}", location(path, node.source()),
+                                                    name, type_name(key->type), toml_type_name(node)));
+      }
+      if (auto why = key->set(config, *value)) {
+        return make_error(Errc::config, fmt::format("{}: key '{}' {}", location(path, node.source()), name, *why));
+      }
+      config.origins[name] = fmt::format("file:{}", location(path, node.source()));
+    }
+  }
+  return config;
+}
+
+Result<Config> load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return make_error(Errc::config,
+                      fmt::format("{}: cannot read the configuration file ({}); pass --config PATH or set {}", path,
+                                  std::strerror(errno), kConfigPathEnv));
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return load_string(buf.str(), path);
+}
+
+Status apply_environment(Config& config, const std::vector<std::string>& environ_entries) {
+  static const std::string prefix = "SLURM_SSH_BRIDGE_";
+  for (const auto& entry : environ_entries) {
+    if (entry.rfind(prefix, 0) != 0) continue;
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    std::string var = entry.substr(0, eq);
+    if (var == kConfigPathEnv) continue;
+    // SLURM_SSH_BRIDGE_SSH_CONNECT_TIMEOUT_S -> ssh.connect_timeout_s: the
+    // section is the first word, the key the rest (sections hold no '_').
+    std::string rest = var.substr(prefix.size());
+    auto us = rest.find('_');
+    std::string name;
+    if (us != std::string::npos) {
+      name = rest.substr(0, us) + "." + rest.substr(us + 1);
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    }
+    if (name.empty() || !find_key(name)) {
+      return make_error(Errc::config, fmt::format("environment variable {} names no configuration key{}", var,
+                                                  name.empty() ? std::string() : suggestion(name)));
+    }
+    if (auto st = apply_text(config, name, entry.substr(eq + 1), "env:" + var); !st) return st;
+  }
+  return {};
+}
+
+Status apply_override(Config& config, const std::string& assignment, const std::string& origin) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return make_error(Errc::config,
+                      fmt::format("{}: expected SECTION.KEY=VALUE (for example ssh.port=2222), got \"{}\"", origin,
+                                  assignment));
+  }
+  return apply_text(config, assignment.substr(0, eq), assignment.substr(eq + 1), origin);
+}
+
+Status finalize(Config& config) {
+  std::string where = config.source_path.empty() ? std::string("configuration") : config.source_path;
+  for (const auto& k : keys()) {
+    if (k.required && config.origins[k.info.name] == "default") {
+      return make_error(Errc::config,
+                        fmt::format("{}: required key '{}' is missing; add it under [{}] (for example host = "
+                                    "\"login.example.org\")",
+                                    where, k.info.name, k.info.name.substr(0, k.info.name.find('.'))));
+    }
+  }
+  if (config.pool.reconnect_min_ms > config.pool.reconnect_max_ms) {
+    return make_error(Errc::config,
+                      fmt::format("{}: pool.reconnect_min_ms ({}) must not exceed pool.reconnect_max_ms ({})", where,
+                                  config.pool.reconnect_min_ms, config.pool.reconnect_max_ms));
+  }
+  return {};
+}
+
+std::string describe(const Config& config) {
+  std::string out;
+  out += fmt::format("# configuration file: {}\n", config.source_path.empty() ? "(none)" : config.source_path);
+  std::string section;
+  for (const auto& k : keys()) {
+    auto dot = k.info.name.find('.');
+    std::string s = k.info.name.substr(0, dot);
+    if (s != section) {
+      out += fmt::format("{}[{}]\n", section.empty() ? "" : "\n", s);
+      section = s;
+    }
+    auto it = config.origins.find(k.info.name);
+    std::string origin = it == config.origins.end() ? "default" : it->second;
+    out += fmt::format("{} = {}    # {}\n", k.info.name.substr(dot + 1), k.get(config), origin);
+  }
+  return out;
+}
+
+std::string resolve_path(const std::string& cli_value, const char* env_value) {
+  if (!cli_value.empty()) return cli_value;
+  if (env_value && *env_value) return env_value;
+  return kDefaultConfigPath;
+}
+
+}  // namespace ssb::config

@@ -1,0 +1,99 @@
+#include "ssb/core/response.hpp"
+
+#include <fmt/format.h>
+
+#include <sstream>
+#include <vector>
+
+#include "ssb/core/validate.hpp"
+
+namespace ssb::core {
+
+namespace {
+
+std::string first_line(const std::string& text) {
+  auto start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string::npos) return {};
+  auto end = text.find('\n', start);
+  return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+bool host_like(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> parse_submit_output(const std::string& out) {
+  std::istringstream in(out);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    auto b = line.find_first_not_of(" \t\r");
+    if (b == std::string::npos) continue;
+    auto e = line.find_last_not_of(" \t\r");
+    last = line.substr(b, e - b + 1);
+  }
+  auto semi = last.find(';');
+  std::string number = last.substr(0, semi);
+  if (validate_job_id(number)) return last;
+  return std::nullopt;
+}
+
+std::optional<QueryState> parse_query_output(const std::string& out) {
+  std::istringstream in(first_line(out));
+  std::vector<std::string> words;
+  for (std::string w; in >> w;) words.push_back(w);
+  if (words.empty()) return std::nullopt;
+  QueryState qs{words.front(), std::nullopt};
+  for (char c : qs.state) {
+    if (!((c >= 'A' && c <= 'Z') || c == '_')) return std::nullopt;
+  }
+  if (words.size() >= 2 && host_like(words.back())) qs.host = words.back();
+  return qs;
+}
+
+Response from_remote(const Request& request, RemoteOutcome outcome) {
+  Response r;
+  r.op = request.op;
+  r.user = request.user;
+  r.job_id = request.job_id;
+  if (outcome.exit_status != 0) {
+    std::string detail = first_line(outcome.err);
+    if (detail.empty()) detail = first_line(outcome.out);
+    r.error = Error{Errc::remote_failed,
+                    fmt::format("{} for user {} exited with status {}{}{}", to_string(request.op), request.user,
+                                outcome.exit_status, detail.empty() ? "" : ": ", printable(detail))};
+  } else if (request.op == Op::submit) {
+    if (auto id = parse_submit_output(outcome.out)) {
+      r.job_id = *id;
+    } else {
+      r.error = Error{Errc::remote_failed,
+                      fmt::format("submit for user {} succeeded but printed no job id: \"{}\"", request.user,
+                                  printable(first_line(outcome.out)))};
+    }
+  } else if (request.op == Op::query) {
+    if (auto qs = parse_query_output(outcome.out)) {
+      r.state = qs->state;
+      r.host = qs->host;
+    }
+  }
+  r.remote = std::move(outcome);
+  return r;
+}
+
+Response from_error(const Request& request, Error error) {
+  Response r;
+  r.op = request.op;
+  r.user = request.user;
+  r.job_id = request.job_id;
+  r.error = std::move(error);
+  return r;
+}
+
+}  // namespace ssb::core

@@ -1,0 +1,190 @@
+#include "ssb/protocol/json.hpp"
+
+#include <fmt/format.h>
+
+#include <set>
+
+namespace ssb::protocol {
+
+using nlohmann::json;
+
+namespace {
+
+Error bad(std::string message) { return Error{Errc::bad_request, std::move(message)}; }
+
+Result<std::string> string_field(const json& obj, const char* name, bool required) {
+  auto it = obj.find(name);
+  if (it == obj.end()) {
+    if (required) return bad(fmt::format("request has no \"{}\" field", name));
+    return std::string();
+  }
+  if (!it->is_string()) return bad(fmt::format("request field \"{}\" must be a string", name));
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, json& id_out) {
+  id_out = nullptr;
+  if (line.size() > max_bytes) {
+    return bad(fmt::format("request line is {} bytes, more than daemon.max_line_bytes = {}", line.size(), max_bytes));
+  }
+  json obj;
+  // The parser callback bounds nesting before anything deep is built.
+  int depth_exceeded = 0;
+  auto limit_depth = [&](int depth, json::parse_event_t event, json&) {
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+        depth >= kMaxDepth) {
+      depth_exceeded = 1;
+    }
+    return depth_exceeded == 0;
+  };
+  try {
+    obj = json::parse(line.begin(), line.end(), limit_depth, /*allow_exceptions=*/true);
+  } catch (const json::exception& e) {
+    if (depth_exceeded) return bad(fmt::format("request nests deeper than {} levels", kMaxDepth));
+    return bad(fmt::format("request is not valid JSON: {}", e.what()));
+  }
+  if (depth_exceeded) return bad(fmt::format("request nests deeper than {} levels", kMaxDepth));
+  if (!obj.is_object()) return bad("request must be a JSON object");
+  if (auto it = obj.find("id"); it != obj.end() && (it->is_string() || it->is_number_integer())) id_out = *it;
+
+  static const std::set<std::string> known{"v", "id", "op", "user", "job_id", "script", "env"};
+  for (const auto& [key, value] : obj.items()) {
+    if (!known.count(key)) return bad(fmt::format("request has unknown field \"{}\"", key.substr(0, 64)));
+  }
+  auto v = obj.find("v");
+  if (v == obj.end() || !v->is_number_integer() || v->get<std::int64_t>() != kVersion) {
+    return bad(fmt::format("request must carry \"v\": {} (protocol version)", kVersion));
+  }
+  if (id_out.is_null()) return bad("request must carry an \"id\" (string or integer)");
+
+  WireRequest wr;
+  wr.id = id_out;
+  auto op = string_field(obj, "op", true);
+  if (!op) return op.error();
+  if (!core::op_from_string(*op, wr.request.op)) {
+    return bad(fmt::format("unknown op \"{}\"; expected submit, query, cancel or status", op->substr(0, 64)));
+  }
+  auto user = string_field(obj, "user", false);
+  if (!user) return user.error();
+  wr.request.user = std::move(*user);
+  auto job_id = string_field(obj, "job_id", false);
+  if (!job_id) return job_id.error();
+  wr.request.job_id = std::move(*job_id);
+  auto script = string_field(obj, "script", false);
+  if (!script) return script.error();
+  wr.request.script = std::move(*script);
+  if (auto it = obj.find("env"); it != obj.end()) {
+    if (!it->is_object()) return bad("request field \"env\" must be an object of strings");
+    for (const auto& [name, value] : it->items()) {
+      if (!value.is_string()) return bad("request field \"env\" must be an object of strings");
+      wr.request.env[name] = value.get<std::string>();
+    }
+  }
+  using core::Op;
+  const Op o = wr.request.op;
+  auto require = [&](bool present, const char* field) -> Status {
+    if (!present) return bad(fmt::format("op \"{}\" needs the field \"{}\"", core::to_string(o), field));
+    return {};
+  };
+  auto forbid = [&](bool present, const char* field) -> Status {
+    if (present) return bad(fmt::format("op \"{}\" does not take the field \"{}\"", core::to_string(o), field));
+    return {};
+  };
+  Status st;
+  if (o == Op::status) {
+    for (const char* f : {"user", "job_id", "script", "env"}) {
+      if (!(st = forbid(obj.contains(f), f))) return st.error();
+    }
+  } else {
+    if (!(st = require(obj.contains("user"), "user"))) return st.error();
+    if (o == Op::submit) {
+      if (!(st = require(obj.contains("script"), "script"))) return st.error();
+      if (!(st = forbid(obj.contains("job_id"), "job_id"))) return st.error();
+    } else {
+      if (!(st = require(obj.contains("job_id"), "job_id"))) return st.error();
+      if (!(st = forbid(obj.contains("script"), "script"))) return st.error();
+      if (!(st = forbid(obj.contains("env"), "env"))) return st.error();
+    }
+  }
+  return wr;
+}
+
+json request_to_json(const json& id, const core::Request& request) {
+  json j{{"v", kVersion}, {"id", id}, {"op", std::string(core::to_string(request.op))}};
+  if (request.op == core::Op::status) return j;
+  j["user"] = request.user;
+  if (request.op == core::Op::submit) {
+    j["script"] = request.script;
+    j["env"] = request.env;
+  } else {
+    j["job_id"] = request.job_id;
+  }
+  return j;
+}
+
+json response_to_json(const core::Response& r) {
+  json j{{"ok", r.ok()}, {"op", std::string(core::to_string(r.op))}};
+  if (!r.user.empty()) j["user"] = r.user;
+  if (!r.job_id.empty()) j["job_id"] = r.job_id;
+  if (r.state) j["state"] = *r.state;
+  if (r.host) j["host"] = *r.host;
+  if (r.remote) {
+    j["exit_status"] = r.remote->exit_status;
+    j["stdout"] = r.remote->out;
+    j["stderr"] = r.remote->err;
+  }
+  j["elapsed_ms"] = r.elapsed_ms;
+  if (!r.path.empty()) j["path"] = r.path;
+  if (r.error) j["error"] = json{{"code", std::string(to_string(r.error->code))}, {"message", r.error->message}};
+  return j;
+}
+
+json response_envelope(const json& id, const core::Response& response) {
+  json j{{"v", kVersion}, {"id", id}};
+  j.update(response_to_json(response));
+  return j;
+}
+
+json error_envelope(const json& id, const Error& error) {
+  return json{{"v", kVersion},
+              {"id", id},
+              {"ok", false},
+              {"error", json{{"code", std::string(to_string(error.code))}, {"message", error.message}}}};
+}
+
+Result<core::Response> response_from_json(const json& j) {
+  try {
+    core::Response r;
+    if (!j.is_object() || !j.contains("ok")) return Error{Errc::internal, "daemon response is not a response object"};
+    if (j.contains("op") && !core::op_from_string(j.at("op").get<std::string>(), r.op)) {
+      return Error{Errc::internal, "daemon response names an unknown op"};
+    }
+    if (j.contains("user")) r.user = j.at("user").get<std::string>();
+    if (j.contains("job_id")) r.job_id = j.at("job_id").get<std::string>();
+    if (j.contains("state")) r.state = j.at("state").get<std::string>();
+    if (j.contains("host")) r.host = j.at("host").get<std::string>();
+    if (j.contains("exit_status")) {
+      r.remote = core::RemoteOutcome{j.at("exit_status").get<int>(), j.value("stdout", std::string()),
+                                     j.value("stderr", std::string())};
+    }
+    r.elapsed_ms = j.value("elapsed_ms", std::int64_t{0});
+    r.path = j.value("path", std::string());
+    if (!j.at("ok").get<bool>()) {
+      Error e{Errc::internal, "daemon reported an error without details"};
+      if (j.contains("error")) {
+        const auto& ej = j.at("error");
+        Errc code;
+        if (errc_from_string(ej.value("code", std::string()), code)) e.code = code;
+        e.message = ej.value("message", e.message);
+      }
+      r.error = e;
+    }
+    return r;
+  } catch (const json::exception& e) {
+    return Error{Errc::internal, fmt::format("daemon response is malformed: {}", e.what())};
+  }
+}
+
+}  // namespace ssb::protocol

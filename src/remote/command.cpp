@@ -1,0 +1,115 @@
+#include "ssb/remote/command.hpp"
+
+#include <fmt/format.h>
+
+namespace ssb::remote {
+
+namespace {
+
+// Reads NUL-terminated NAME=VALUE records from stdin until an empty one,
+// exports each, then execs its arguments with the rest of stdin (the job
+// script) untouched. bash's `read` takes one byte at a time from a pipe, so
+// nothing past the terminator is consumed. Values are never expanded or
+// evaluated: they only pass through "$kv".
+constexpr std::string_view kEnvSnippet =
+    R"(while IFS= read -r -d '' kv && [ -n "$kv" ]; do export "$kv" || exit 125; done; exec "$@")";
+
+std::string sudo_prefix(const config::Config& config, const std::string& user) {
+  return fmt::format("{} -n -u {} --", sh_quote(config.remote.sudo), sh_quote(user));
+}
+
+}  // namespace
+
+std::string sh_quote(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '\'';
+  for (char c : text) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
+
+std::string_view wrapper_name(core::Op op) {
+  switch (op) {
+    case core::Op::submit: return "slurmspawner_sbatch";
+    case core::Op::query: return "slurmspawner_squeue";
+    case core::Op::cancel: return "slurmspawner_scancel";
+    case core::Op::status: break;
+  }
+  return "";
+}
+
+std::string wrapper_path(const config::Config& config, core::Op op) {
+  std::string dir = config.remote.wrappers_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return fmt::format("{}/{}", dir, wrapper_name(op));
+}
+
+std::string encode_env_records(const std::vector<std::pair<std::string, std::string>>& vars) {
+  std::string out;
+  for (const auto& [name, value] : vars) {
+    out += name;
+    out += '=';
+    out += value;
+    out += '\0';
+  }
+  out += '\0';
+  return out;
+}
+
+RemoteCommand build(const core::Request& request, const config::Config& config) {
+  RemoteCommand rc;
+  const std::string wrapper = sh_quote(wrapper_path(config, request.op));
+  if (request.op == core::Op::submit) {
+    std::vector<std::pair<std::string, std::string>> vars(request.env.begin(), request.env.end());
+    if (config.env.method == config::EnvMethod::stdin_records) {
+      rc.command = fmt::format("exec {} --noprofile --norc -c {} slurm-ssh-bridge {} {}", sh_quote(config.remote.bash),
+                               sh_quote(kEnvSnippet), sudo_prefix(config, request.user), wrapper);
+      rc.stdin_data = encode_env_records(vars);
+    } else {
+      rc.command = fmt::format("exec {} {}", sudo_prefix(config, request.user), wrapper);
+      rc.env_requests = std::move(vars);
+    }
+    rc.stdin_data += request.script;
+    return rc;
+  }
+  // query / cancel: the job id is validated (digits, optional ;cluster) and
+  // not secret; it is quoted all the same.
+  rc.command = fmt::format("SLURMSPAWNER_JOB_ID={}; export SLURMSPAWNER_JOB_ID; exec {} {}", sh_quote(request.job_id),
+                           sudo_prefix(config, request.user), wrapper);
+  return rc;
+}
+
+RemoteCommand build_wrapper_probe(const config::Config& config) {
+  RemoteCommand rc;
+  std::string paths;
+  for (auto op : {core::Op::submit, core::Op::query, core::Op::cancel}) {
+    paths += " " + sh_quote(wrapper_path(config, op));
+  }
+  rc.command = fmt::format(
+      "rc=0; for w in{}; do if [ ! -e \"$w\" ]; then echo \"missing $w\"; rc=1; "
+      "elif [ ! -x \"$w\" ]; then echo \"not executable $w\"; rc=1; fi; done; "
+      "if [ ! -x {} ]; then echo \"missing sudo at \"{}; rc=1; fi; exit $rc",
+      paths, sh_quote(config.remote.sudo), sh_quote(config.remote.sudo));
+  return rc;
+}
+
+RemoteCommand build_sudo_probe(const config::Config& config, const std::string& user) {
+  RemoteCommand rc;
+  std::string cmd = "rc=0";
+  for (auto op : {core::Op::submit, core::Op::query, core::Op::cancel}) {
+    auto w = sh_quote(wrapper_path(config, op));
+    cmd += fmt::format("; if {} -n -l -u {} {} >/dev/null 2>&1; then echo \"allowed \"{}; else echo \"denied \"{}; rc=1; fi",
+                       sh_quote(config.remote.sudo), sh_quote(user), w, w, w);
+  }
+  rc.command = cmd + "; exit $rc";
+  return rc;
+}
+
+}  // namespace ssb::remote

@@ -1,0 +1,104 @@
+#include <catch2/catch.hpp>
+
+#include "ssb/protocol/json.hpp"
+
+using namespace ssb;
+using namespace ssb::protocol;
+using nlohmann::json;
+
+namespace {
+Error parse_error(const std::string& line, std::size_t max = 1 << 20) {
+  json id;
+  auto r = parse_request(line, max, id);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Errc::bad_request);
+  return r.error();
+}
+}  // namespace
+
+TEST_CASE("protocol: valid requests") {
+  json id;
+  auto q = parse_request(R"({"v":1,"id":"a1","op":"query","user":"alice","job_id":"42"})", 1 << 20, id);
+  REQUIRE(q.ok());
+  CHECK(q->id == "a1");
+  CHECK(q->request.op == core::Op::query);
+  CHECK(q->request.job_id == "42");
+  auto s = parse_request(R"({"v":1,"id":7,"op":"submit","user":"alice","script":"x","env":{"A":"b"}})", 1 << 20, id);
+  REQUIRE(s.ok());
+  CHECK(s->id == 7);
+  CHECK(s->request.env.at("A") == "b");
+  auto st = parse_request(R"({"v":1,"id":1,"op":"status"})", 1 << 20, id);
+  REQUIRE(st.ok());
+}
+
+TEST_CASE("protocol: malformed requests are bad_request with a reason") {
+  CHECK(parse_error("").message.find("not valid JSON") != std::string::npos);
+  CHECK(parse_error("{\"v\":1,").message.find("not valid JSON") != std::string::npos);
+  CHECK(parse_error("[1]").message == "request must be a JSON object");
+  CHECK(parse_error(R"({"id":1,"op":"status"})").message == "request must carry \"v\": 1 (protocol version)");
+  CHECK(parse_error(R"({"v":2,"id":1,"op":"status"})").message == "request must carry \"v\": 1 (protocol version)");
+  CHECK(parse_error(R"({"v":1,"op":"status"})").message == "request must carry an \"id\" (string or integer)");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"rm"})").message ==
+        "unknown op \"rm\"; expected submit, query, cancel or status");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"status","x":1})").message == "request has unknown field \"x\"");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a"})").message ==
+        "op \"query\" needs the field \"job_id\"");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a","job_id":42})").message ==
+        "request field \"job_id\" must be a string");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"submit","user":"a","script":"x","env":{"A":1}})").message ==
+        "request field \"env\" must be an object of strings");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"status","user":"a"})").message ==
+        "op \"status\" does not take the field \"user\"");
+  CHECK(parse_error("{\"v\":1,\"id\":1,\"op\":\"query\",\"user\":\"\xff\",\"job_id\":\"1\"}").message.find(
+            "not valid JSON") != std::string::npos);
+  std::string deep = R"({"v":1,"id":1,"op":"status","env":)" + std::string(100, '[') + std::string(100, ']') + "}";
+  CHECK(parse_error(deep).message == "request nests deeper than 8 levels");
+  CHECK(parse_error(std::string(2000, ' '), 1000).message ==
+        "request line is 2000 bytes, more than daemon.max_line_bytes = 1000");
+}
+
+TEST_CASE("protocol: the id survives a bad request") {
+  json id;
+  auto r = parse_request(R"({"v":1,"id":"keep","op":"nope"})", 1 << 20, id);
+  REQUIRE_FALSE(r.ok());
+  CHECK(id == "keep");
+  auto env = error_envelope(id, r.error());
+  CHECK(env["id"] == "keep");
+  CHECK(env["ok"] == false);
+  CHECK(env["error"]["code"] == "bad_request");
+}
+
+TEST_CASE("protocol: responses round-trip") {
+  core::Response r;
+  r.op = core::Op::query;
+  r.user = "alice";
+  r.job_id = "42";
+  r.state = "RUNNING";
+  r.host = "node1";
+  r.remote = core::RemoteOutcome{0, "RUNNING node1\n", ""};
+  r.elapsed_ms = 12;
+  r.path = "daemon";
+  auto j = response_envelope("x", r);
+  CHECK(j["v"] == 1);
+  CHECK(j["id"] == "x");
+  auto back = response_from_json(j);
+  REQUIRE(back.ok());
+  CHECK(back->state == r.state);
+  CHECK(back->remote->out == r.remote->out);
+  CHECK(back->ok());
+
+  core::Response e;
+  e.op = core::Op::submit;
+  e.error = Error{Errc::submit_unknown, "m"};
+  auto eb = response_from_json(response_envelope(1, e));
+  REQUIRE(eb.ok());
+  REQUIRE(eb->error);
+  CHECK(eb->error->code == Errc::submit_unknown);
+  CHECK_FALSE(eb->remote.has_value());
+
+  auto rq = request_to_json("i", core::Request{core::Op::submit, "u", "", "s", {{"A", "b"}}});
+  json id;
+  auto parsed = parse_request(rq.dump(), 1 << 20, id);
+  REQUIRE(parsed.ok());
+  CHECK(parsed->request.script == "s");
+}

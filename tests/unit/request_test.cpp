@@ -1,0 +1,84 @@
+#include <catch2/catch.hpp>
+
+#include "ssb/core/request.hpp"
+
+using namespace ssb;
+using namespace ssb::core;
+
+namespace {
+config::Config cfg() {
+  config::Config c;
+  c.ssh.host = "h";
+  return c;
+}
+}  // namespace
+
+TEST_CASE("request: submit keeps only forwardable env and checks it") {
+  auto c = cfg();
+  Request r{Op::submit, "alice.proj1", "", "#!/bin/bash\n", {{"JUPYTERHUB_API_TOKEN", "t"}, {"HOME", "/x"},
+                                                             {"JPY_API_TOKEN", "t2"}, {"OTHER", "o"}}};
+  REQUIRE(validate(r, c).ok());
+  CHECK(r.env.size() == 2);
+  CHECK(r.env.count("JUPYTERHUB_API_TOKEN") == 1);
+  CHECK(r.env.count("JPY_API_TOKEN") == 1);
+}
+
+TEST_CASE("request: a forward pattern cannot smuggle a denied name") {
+  auto c = cfg();
+  c.env.forward = {"*"};
+  Request r{Op::submit, "alice", "", "x", {{"LD_PRELOAD", "/evil.so"}}};
+  auto st = validate(r, c);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == Errc::invalid_env);
+}
+
+TEST_CASE("request: size limits") {
+  auto c = cfg();
+  c.limits.max_script_bytes = 4;
+  Request r{Op::submit, "alice", "", "12345", {}};
+  auto st = validate(r, c);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == Errc::script_too_large);
+  CHECK(st.error().message == "job script for user alice is 5 bytes, more than limits.max_script_bytes = 4");
+
+  c.limits.max_script_bytes = 100;
+  c.limits.max_env_bytes = 10;
+  Request big{Op::submit, "alice", "", "x", {{"JUPYTERHUB_X", std::string(20, 'v')}}};
+  auto st2 = validate(big, c);
+  REQUIRE_FALSE(st2.ok());
+  CHECK(st2.error().code == Errc::invalid_env);
+
+  Request empty{Op::submit, "alice", "", "", {}};
+  CHECK(validate(empty, c).error().code == Errc::bad_request);
+}
+
+TEST_CASE("request: query validates user and job id, drops env") {
+  auto c = cfg();
+  Request r{Op::query, "alice", "42", "", {{"JUPYTERHUB_X", "v"}}};
+  REQUIRE(validate(r, c).ok());
+  CHECK(r.env.empty());
+  Request bad{Op::cancel, "alice", "4x", "", {}};
+  CHECK(validate(bad, c).error().code == Errc::invalid_job_id);
+  Request badu{Op::cancel, "al ice", "4", "", {}};
+  CHECK(validate(badu, c).error().code == Errc::invalid_user);
+}
+
+TEST_CASE("forwardable_env reads environ entries") {
+  auto c = cfg();
+  auto env = forwardable_env({"JUPYTERHUB_API_URL=http://h:8081/hub/api", "PATH=/bin", "JPY_API_TOKEN=a=b", "=x",
+                              "JUPYTERHUB_EMPTY="},
+                             c);
+  CHECK(env.size() == 3);
+  CHECK(env["JPY_API_TOKEN"] == "a=b");
+  CHECK(env["JUPYTERHUB_EMPTY"].empty());
+}
+
+TEST_CASE("op names round-trip") {
+  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status}) {
+    Op back;
+    REQUIRE(op_from_string(to_string(op), back));
+    CHECK(back == op);
+  }
+  Op out;
+  CHECK_FALSE(op_from_string("rm", out));
+}

@@ -1,0 +1,47 @@
+#include <catch2/catch.hpp>
+
+#include "ssb/core/response.hpp"
+
+using namespace ssb;
+using namespace ssb::core;
+
+TEST_CASE("parse_submit_output follows batchspawner's rule") {
+  CHECK(parse_submit_output("42\n") == std::optional<std::string>("42"));
+  CHECK(parse_submit_output("warning: x\n43;cluster\n\n") == std::optional<std::string>("43;cluster"));
+  CHECK_FALSE(parse_submit_output("").has_value());
+  CHECK_FALSE(parse_submit_output("Submitted batch job 42\n").has_value());
+}
+
+TEST_CASE("parse_query_output") {
+  auto r = parse_query_output("RUNNING node1\n");
+  REQUIRE(r);
+  CHECK(r->state == "RUNNING");
+  CHECK(r->host == std::optional<std::string>("node1"));
+  auto p = parse_query_output("PENDING n/a\n");
+  REQUIRE(p);
+  CHECK(p->state == "PENDING");
+  CHECK_FALSE(p->host.has_value());
+  CHECK_FALSE(parse_query_output("").has_value());
+  CHECK_FALSE(parse_query_output("slurm_load_jobs error: x").has_value());
+}
+
+TEST_CASE("from_remote: success and failure shapes") {
+  Request q{Op::query, "alice", "42", "", {}};
+  auto ok = from_remote(q, RemoteOutcome{0, "RUNNING node1\n", ""});
+  CHECK(ok.ok());
+  CHECK(ok.state == std::optional<std::string>("RUNNING"));
+  CHECK(ok.host == std::optional<std::string>("node1"));
+
+  auto gone = from_remote(q, RemoteOutcome{1, "", "slurm_load_jobs error: Invalid job id specified\n"});
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error->code == Errc::remote_failed);
+  CHECK(gone.error->message == "query for user alice exited with status 1: slurm_load_jobs error: Invalid job id specified");
+  CHECK(gone.remote->exit_status == 1);
+
+  Request s{Op::submit, "alice", "", "x", {}};
+  auto sub = from_remote(s, RemoteOutcome{0, "77\n", ""});
+  CHECK(sub.ok());
+  CHECK(sub.job_id == "77");
+  auto nojob = from_remote(s, RemoteOutcome{0, "hello\n", ""});
+  CHECK_FALSE(nojob.ok());
+}
