@@ -137,7 +137,14 @@ class BridgeSlurmSpawner(SlurmSpawner):
     def _default_req_homedir(self):
         if self.remote_homedir:
             return commands.remote_homedir(self.remote_homedir, self.user.name)
-        return pwd.getpwnam(self.user.name).pw_dir
+        try:
+            return pwd.getpwnam(self.user.name).pw_dir
+        except KeyError:
+            raise RuntimeError(
+                "user %r has no passwd entry on the hub host, so batchspawner cannot "
+                "derive the job's home directory; set "
+                "c.BridgeSlurmSpawner.remote_homedir (e.g. '/home/{username}')" % self.user.name
+            ) from None
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -171,11 +178,10 @@ class BridgeSlurmSpawner(SlurmSpawner):
             )
 
     def get_req_subvars(self):
-        subvars = super().get_req_subvars()
-        # Refuse before running anything: the name is substituted unquoted
-        # into a /bin/sh command line.
-        commands.check_username(subvars.get("username", ""))
-        return subvars
+        # Refuse before anything runs: the name is substituted unquoted into
+        # a /bin/sh command line.
+        commands.check_username(self.req_username)
+        return super().get_req_subvars()
 
     def user_env(self, env):
         """``USER``, ``HOME``, ``SHELL`` for the submit environment.
