@@ -670,6 +670,8 @@ KillWait=2
 MinJobAge=10
 InactiveLimit=0
 SlurmdTimeout=60
+# No mail from the sandbox (the default /bin/mail is not installed).
+MailProg=/bin/true
 EOF
         for i in "${!NODE_LIST[@]}"; do
             node=${NODE_LIST[$i]}

@@ -1,0 +1,235 @@
+# shellcheck shell=bash
+# tests/integration/lib.sh - small helpers for the integration suites.
+#
+# Source it from a bash suite (`set -euo pipefail` is fine):
+#
+#   source "$(dirname "$0")/lib.sh"
+#   test_case "submit returns a job id"
+#   expect_exit 0 slurm-ssh-bridge --user alice.proj1 submit <job.sh
+#   expect_match "$STDOUT" '^[0-9]+$' "job id on stdout"
+#   ...
+#   summary            # prints "N passed, N failed"; exits 1 on any failure
+#
+# A test case passes when none of its expectations failed; expectations made
+# outside any test case count one each. Expectations never abort the suite:
+# they record the result and return 0 even under `set -e`. To make later
+# steps depend on an earlier one, use `last_ok` (the last expectation passed)
+# or `case_ok` (nothing failed so far in the current test case):
+#   expect_exit 0 submit_job
+#   if last_ok; then ... fi
+#
+# Variables set by expect_exit: EXIT_CODE, STDOUT, STDERR (contents, trailing
+# newlines stripped) and STDOUT_FILE, STDERR_FILE (the captured files, valid
+# until the next expect_exit).
+
+LIB_PASSED=0
+LIB_FAILED=0
+LIB_FAILED_NAMES=()
+LIB_CASE=""
+LIB_CASE_FAILURES=0
+LIB_CASE_T0=""
+LIB_TMP=""
+LIB_LAST_OK=yes
+EXIT_CODE=""
+STDOUT=""
+STDERR=""
+STDOUT_FILE=""
+STDERR_FILE=""
+
+_lib_now_ms() {
+    local t=${EPOCHREALTIME//[.,]/}
+    echo $((t / 1000))
+}
+
+_lib_tmp() {
+    if [[ -z $LIB_TMP || ! -d $LIB_TMP ]]; then
+        LIB_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ssb-itest.XXXXXX")
+    fi
+}
+
+# Shorten long values in messages.
+_lib_show() {
+    local s=$1
+    if ((${#s} > 400)); then
+        s="${s:0:400}... (${#s} chars)"
+    fi
+    printf '%q' "$s"
+}
+
+_lib_close_case() {
+    [[ -n $LIB_CASE ]] || return 0
+    local ms=$(($(_lib_now_ms) - LIB_CASE_T0))
+    if ((LIB_CASE_FAILURES == 0)); then
+        LIB_PASSED=$((LIB_PASSED + 1))
+        printf 'ok    %s (%d ms)\n' "$LIB_CASE" "$ms"
+    else
+        LIB_FAILED=$((LIB_FAILED + 1))
+        LIB_FAILED_NAMES+=("$LIB_CASE")
+        printf 'FAIL  %s (%d ms)\n' "$LIB_CASE" "$ms"
+    fi
+    LIB_CASE=""
+    LIB_CASE_FAILURES=0
+}
+
+# test_case NAME: start a test case (and finish the previous one).
+test_case() {
+    _lib_close_case
+    LIB_CASE=$1
+    LIB_CASE_FAILURES=0
+    LIB_CASE_T0=$(_lib_now_ms)
+    printf -- '--    %s\n' "$LIB_CASE"
+}
+
+# pass / fail WHAT [DETAIL...]: record one expectation's result.
+pass() {
+    LIB_LAST_OK=yes
+    if [[ -z $LIB_CASE ]]; then
+        LIB_PASSED=$((LIB_PASSED + 1))
+        printf 'ok    %s\n' "$1"
+    fi
+    return 0
+}
+
+fail() {
+    local what=$1
+    shift
+    LIB_LAST_OK=no
+    printf '  FAILED: %s\n' "$what" >&2
+    local line
+    for line in "$@"; do
+        printf '    %s\n' "$line" >&2
+    done
+    if [[ -n $LIB_CASE ]]; then
+        LIB_CASE_FAILURES=$((LIB_CASE_FAILURES + 1))
+    else
+        LIB_FAILED=$((LIB_FAILED + 1))
+        LIB_FAILED_NAMES+=("$what")
+    fi
+    return 0
+}
+
+# last_ok: the most recent expectation passed.
+last_ok() { [[ $LIB_LAST_OK == yes ]]; }
+
+# case_ok: no expectation of the current test case has failed yet.
+case_ok() { ((LIB_CASE_FAILURES == 0)); }
+
+# expect_eq ACTUAL EXPECTED WHAT
+expect_eq() {
+    if [[ $1 == "$2" ]]; then
+        pass "$3"
+    else
+        fail "$3" "expected: $(_lib_show "$2")" "actual:   $(_lib_show "$1")"
+    fi
+}
+
+# expect_ne ACTUAL UNEXPECTED WHAT
+expect_ne() {
+    if [[ $1 != "$2" ]]; then
+        pass "$3"
+    else
+        fail "$3" "expected anything but: $(_lib_show "$2")"
+    fi
+}
+
+# expect_match STRING REGEX WHAT   (bash ERE, matched anywhere unless anchored)
+expect_match() {
+    if [[ $1 =~ $2 ]]; then
+        pass "$3"
+    else
+        fail "$3" "regex:  $2" "string: $(_lib_show "$1")"
+    fi
+}
+
+# expect_no_match STRING REGEX WHAT
+expect_no_match() {
+    if [[ $1 =~ $2 ]]; then
+        fail "$3" "regex:  $2 (must not match)" "string: $(_lib_show "$1")" "match:  $(_lib_show "${BASH_REMATCH[0]}")"
+    else
+        pass "$3"
+    fi
+}
+
+# expect_exit CODE CMD... : run CMD (stdin inherited), capture stdout/stderr,
+# check the exit status. CODE is a number, "nonzero" or "any".
+expect_exit() {
+    local want=$1
+    shift
+    _lib_tmp
+    STDOUT_FILE=$LIB_TMP/stdout
+    STDERR_FILE=$LIB_TMP/stderr
+    EXIT_CODE=0
+    "$@" >"$STDOUT_FILE" 2>"$STDERR_FILE" || EXIT_CODE=$?
+    STDOUT=$(cat "$STDOUT_FILE")
+    STDERR=$(cat "$STDERR_FILE")
+    local ok=no
+    case $want in
+        any) ok=yes ;;
+        nonzero) ((EXIT_CODE != 0)) && ok=yes ;;
+        *) [[ $EXIT_CODE == "$want" ]] && ok=yes ;;
+    esac
+    if [[ $ok == yes ]]; then
+        pass "exit $want: $*"
+    else
+        fail "exit status of: $*" "expected: $want" "actual:   $EXIT_CODE" \
+            "stdout:   $(_lib_show "$STDOUT")" "stderr:   $(_lib_show "$STDERR")"
+    fi
+}
+
+# expect_file_contains FILE REGEX WHAT  (grep -E on the file's lines)
+expect_file_contains() {
+    if [[ ! -f $1 ]]; then
+        fail "$3" "file $1 does not exist"
+    elif grep -qE -- "$2" "$1"; then
+        pass "$3"
+    else
+        fail "$3" "file:  $1" "regex: $2" "last lines: $(_lib_show "$(tail -n 5 "$1")")"
+    fi
+}
+
+# expect_file_not_contains FILE REGEX WHAT
+expect_file_not_contains() {
+    if [[ -f $1 ]] && grep -qE -- "$2" "$1"; then
+        fail "$3" "file:  $1" "regex: $2 (must not occur)" "line: $(_lib_show "$(grep -m1 -E -- "$2" "$1")")"
+    else
+        pass "$3"
+    fi
+}
+
+# wait_for TIMEOUT_S CMD... : run CMD every 0.2 s until it succeeds (return
+# 0) or TIMEOUT_S seconds have passed (return 1). CMD's output is discarded.
+wait_for() {
+    local timeout_s=$1
+    shift
+    local deadline=$(($(_lib_now_ms) + timeout_s * 1000))
+    while true; do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        if (($(_lib_now_ms) >= deadline)); then
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# summary: finish the last test case, print "N passed, N failed", remove
+# the helpers' temporary files and exit (1 if anything failed).
+summary() {
+    _lib_close_case
+    if ((LIB_FAILED > 0)); then
+        local name
+        echo "failed:"
+        for name in "${LIB_FAILED_NAMES[@]}"; do
+            echo "  - $name"
+        done
+    fi
+    if [[ -n $LIB_TMP && -d $LIB_TMP ]]; then
+        rm -rf "$LIB_TMP"
+    fi
+    echo "$LIB_PASSED passed, $LIB_FAILED failed"
+    if ((LIB_FAILED > 0)); then
+        exit 1
+    fi
+    exit 0
+}
