@@ -105,7 +105,7 @@ void Exec::step(Session& session) {
     if (rc != SSH_OK) {
       if (!session.connected()) return transport_error("sending environment variables");
       // The value is never part of the message.
-      return fail(Errc::remote_failed,
+      return fail(Errc::config,
                   fmt::format("sshd on {} refused the environment variable {}; add `AcceptEnv {}` (or a matching "
                               "pattern) to its sshd_config, or set env.method = \"stdin\"",
                               session.endpoint().display(), name, name));

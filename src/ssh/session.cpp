@@ -149,7 +149,10 @@ Result<HostKeyVerdict> Session::verify_host_key() {
     type = k.type_name();
   }
   std::string host = e.port == 22 ? e.host : fmt::format("[{}]:{}", e.host, e.port);
-  switch (ssh_session_is_known_server(session_)) {
+  // libssh reports a missing file as "unknown host"; say what is wrong.
+  struct stat st {};
+  auto verdict = ::stat(e.known_hosts.c_str(), &st) != 0 ? SSH_KNOWN_HOSTS_NOT_FOUND : ssh_session_is_known_server(session_);
+  switch (verdict) {
     case SSH_KNOWN_HOSTS_OK:
       return HostKeyVerdict::known;
     case SSH_KNOWN_HOSTS_CHANGED:

@@ -39,10 +39,10 @@ mkdir -m 1777 "$OUT"
 JOB="$WORK/job.sh"
 cat >"$JOB" <<SCRIPT
 #!/bin/bash
-SSB_OUT=$OUT
 #SBATCH --output=/dev/null
 #SBATCH --time=10
 #SBATCH --job-name=ssb-direct
+SSB_OUT=$OUT
 env -0 > "\$SSB_OUT/ssb-job-env.\$SLURM_JOB_ID"
 sleep 300
 SCRIPT
