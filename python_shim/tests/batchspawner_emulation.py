@@ -30,8 +30,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional
 
-import jinja2
-
 from slurm_ssh_bridge import commands
 
 
@@ -53,6 +51,8 @@ class CommandFailed(RuntimeError):
 
 def render(template: str, **subvars) -> str:
     if "{{" in template or "{%" in template:
+        import jinja2  # as batchspawner: Jinja only for such templates
+
         return jinja2.Template(template).render(**subvars)
     return template.format(**subvars)
 

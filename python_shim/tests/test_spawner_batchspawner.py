@@ -123,6 +123,23 @@ def test_user_unknown_to_the_hub_host():
     assert "HOME" in spawner.get_req_subvars()["keepvars"].split(",")
 
 
+def test_job_account_other_than_hub_user():
+    # A subclass may run the job as another account (e.g. <USER>.<PROJECT>)
+    # by setting req_username, also after the first submit.
+    spawner = make(site_config(remote_homedir="/home/{username}"), name="carol")
+    assert spawner.get_req_subvars()["homedir"] == "/home/carol"
+    spawner.req_username = "carol.proj2"
+    subvars = spawner.get_req_subvars()
+    assert subvars["username"] == "carol.proj2"
+    assert subvars["homedir"] == "/home/carol.proj2"
+    assert spawner.get_env()["HOME"] == "/home/carol.proj2"
+    prefix = batchspawner.batchspawner.format_template(spawner.exec_prefix, **subvars)
+    assert prefix.endswith("--user carol.proj2")
+    spawner.req_username = "carol;id"
+    with pytest.raises(ValueError):
+        spawner.get_req_subvars()
+
+
 def test_user_unknown_without_remote_homedir_is_explained():
     spawner = make(site_config(), name="nobody-here.proj9")
     with pytest.raises(RuntimeError, match="remote_homedir"):

@@ -79,6 +79,9 @@ class BridgeSlurmSpawner(SlurmSpawner):
         the hub host's passwd database. Set it when the hub's container does
         not know the site's users; it then provides ``req_homedir`` (used by
         the batch script's ``--chdir`` and ``--output``) and ``HOME``.
+        ``{username}`` is the account the job runs as (``req_username``,
+        which a subclass may set to something other than the hub user's
+        name), substituted each time a job is submitted.
         """,
     ).tag(config=True)
 
@@ -135,15 +138,16 @@ class BridgeSlurmSpawner(SlurmSpawner):
 
     @default("req_homedir")
     def _default_req_homedir(self):
+        account = self.req_username
         if self.remote_homedir:
-            return commands.remote_homedir(self.remote_homedir, self.user.name)
+            return commands.remote_homedir(self.remote_homedir, account)
         try:
-            return pwd.getpwnam(self.user.name).pw_dir
+            return pwd.getpwnam(account).pw_dir
         except KeyError:
             raise RuntimeError(
                 "user %r has no passwd entry on the hub host, so batchspawner cannot "
                 "derive the job's home directory; set "
-                "c.BridgeSlurmSpawner.remote_homedir (e.g. '/home/{username}')" % self.user.name
+                "c.BridgeSlurmSpawner.remote_homedir (e.g. '/home/{username}')" % account
             ) from None
 
     def __init__(self, **kwargs):
@@ -181,7 +185,12 @@ class BridgeSlurmSpawner(SlurmSpawner):
         # Refuse before anything runs: the name is substituted unquoted into
         # a /bin/sh command line.
         commands.check_username(self.req_username)
-        return super().get_req_subvars()
+        subvars = super().get_req_subvars()
+        if self.remote_homedir:
+            # Follow req_username even when it changed after req_homedir
+            # was first computed (a subclass picking a project account).
+            subvars["homedir"] = commands.remote_homedir(self.remote_homedir, subvars["username"])
+        return subvars
 
     def user_env(self, env):
         """``USER``, ``HOME``, ``SHELL`` for the submit environment.
@@ -189,7 +198,7 @@ class BridgeSlurmSpawner(SlurmSpawner):
         Like batchspawner's, but does not fail when the hub host's passwd
         database does not know the user (a hub in a container).
         """
-        name = self.user.name
+        name = self.req_username  # the account the job runs as
         env["USER"] = name
         try:
             entry = pwd.getpwnam(name)
