@@ -8,8 +8,10 @@
 #   `jupyterspawner` with DIR/client_key, the project's slurmspawner wrappers in
 #   DIR/wrappers/bin and a sudoers fragment /etc/sudoers.d/ssb-sandbox-<id>
 #   allowing jupyterspawner to run them as members of `jupyterusers`.
-# Several sandboxes can run at once. Every process is started by this script,
-# recorded by PID in DIR/pids and stopped by that PID (never by name).
+# Several sandboxes can run at once (ports are reserved under /run/ssb-sandbox).
+# Every daemon is started by this script, recorded by PID (and start time) in
+# DIR/pids and stopped by that PID, never by name; the processes they spawn
+# (sshd sessions, slurmstepd, jobs) are found through the sandbox's own cgroup.
 #
 # Accounts jupyterspawner, alice.proj1, bob.proj1 (group jupyterusers) and
 # mallory.other (not in it) are created when missing and left in place by
@@ -555,6 +557,7 @@ write_sandbox_env() {
         printf "export %s='%s'\n" \
             SANDBOX_DIR "$DIR" \
             SANDBOX_ID "$SB_ID" \
+            SANDBOX_SH "$SCRIPT_DIR/sandbox.sh" \
             SANDBOX_CLUSTER "$SB_CLUSTER" \
             SSH_HOST 127.0.0.1 \
             SSH_PORT "$SB_SSH_PORT" \
@@ -931,6 +934,7 @@ cmd_up() {
     install -d -m 0755 "$DIR/state" "$DIR/pids" "$DIR/log" "$DIR/ssh"
     UP_DONE=no
     trap up_failed EXIT
+    trap 'exit 130' INT TERM HUP
 
     with_registry_lock reserve_ports_and_accounts
     SB_CGROUP=$(choose_cgroup)
@@ -975,7 +979,7 @@ cmd_up() {
     write_sandbox_env
     echo up >"$DIR/state/status"
     UP_DONE=yes
-    trap - EXIT
+    trap - EXIT INT TERM HUP
     say "sandbox up: source $DIR/sandbox.env (bridge config $DIR/bridge.toml)"
     echo "$DIR/sandbox.env"
 }
@@ -984,6 +988,7 @@ up_failed() {
     local rc=$?
     [[ ${UP_DONE:-yes} == no ]] || return 0
     trap - EXIT
+    trap '' INT TERM HUP
     echo "$PROG: up failed; stopping what was started (logs stay in $DIR)" >&2
     if [[ -f $DIR/state/sandbox.conf ]]; then
         do_down || true
