@@ -87,7 +87,10 @@ def test_subvars_format_the_commands_like_batchspawner():
     assert cmd == BRIDGE + " --config " + CONFIG + " --user alice.proj1 query 42"
 
 
-def test_explicit_settings_win_and_are_reported(caplog):
+def test_explicit_settings_win_and_are_reported(caplog, monkeypatch):
+    import slurm_ssh_bridge.spawner as spawner_module
+
+    monkeypatch.setattr(spawner_module, "_WARNED", set())
     c = site_config()
     c.SlurmSpawner.exec_prefix = "ssh -i key jupyterspawner@login sudo -u {username}"
     c.SlurmSpawner.state_unknown_re = commands.SLURM_STATE_UNKNOWN_RE
@@ -96,6 +99,10 @@ def test_explicit_settings_win_and_are_reported(caplog):
     assert spawner.exec_prefix.startswith("ssh ")
     text = caplog.text
     assert "exec_prefix" in text and "state_unknown_re" in text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        make(c)  # the next user's spawner: said once per process
+    assert "exec_prefix" not in caplog.text
 
 
 @pytest.mark.parametrize("trait,value", [

@@ -28,6 +28,8 @@ except ImportError:  # pragma: no cover - very old batchspawner
 
 __all__ = ["BridgeSlurmSpawner"]
 
+_WARNED = set()
+
 
 class BridgeSlurmSpawner(SlurmSpawner):
     """A ``SlurmSpawner`` whose submit, query and cancel go through slurm-ssh-bridge.
@@ -160,26 +162,28 @@ class BridgeSlurmSpawner(SlurmSpawner):
         ``c.SlurmSpawner.*`` settings left from an ssh/sudo setup apply to
         this subclass too and would silently bypass the bridge.
         """
+        messages = []
         expected = self._bridge_defaults()
         for name in ("exec_prefix", "batch_submit_cmd", "batch_query_cmd", "batch_cancel_cmd"):
             value = getattr(self, name)
             if value != expected[name]:
-                self.log.warning(
-                    "BridgeSlurmSpawner.%s is configured as %r instead of the bridge's %r; "
-                    "remove old c.SlurmSpawner.%s settings unless this is intended",
-                    name,
-                    value,
-                    expected[name],
-                    name,
+                messages.append(
+                    "%s.%s is configured as %r instead of the bridge's %r; remove old "
+                    "c.SlurmSpawner.%s settings unless this is intended"
+                    % (type(self).__name__, name, value, expected[name], name)
                 )
         missing = commands.uncovered_unknown_codes(self.state_unknown_re)
         if missing:
-            self.log.warning(
+            messages.append(
                 "state_unknown_re %r does not match the bridge's failure lines for %s: "
-                "a transient SSH failure would end running sessions",
-                self.state_unknown_re,
-                ", ".join(missing),
+                "a transient SSH failure would end running sessions"
+                % (self.state_unknown_re, ", ".join(missing))
             )
+        for message in messages:
+            # One spawner per user is created: say it once per process.
+            if message not in _WARNED:
+                _WARNED.add(message)
+                self.log.warning(message)
 
     def get_req_subvars(self):
         # Refuse before anything runs: the name is substituted unquoted into
