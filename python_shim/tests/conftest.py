@@ -138,14 +138,19 @@ def _read_sandbox_env(path: Path) -> Dict[str, str]:
 
 
 def _expand_nodes(spec: str) -> List[str]:
-    """``node[1-3]`` / ``node1,node2`` / ``node1`` -> list of names."""
+    """``node1 node2`` / ``node1,node2`` / ``node[1-3,5]`` -> list of names."""
     nodes: List[str] = []
-    for part in re.findall(r"[^,\[]+(?:\[[^\]]*\])?", spec or ""):
-        m = re.fullmatch(r"(.*)\[(\d+)-(\d+)\]", part)
-        if m:
-            nodes += ["%s%d" % (m.group(1), i) for i in range(int(m.group(2)), int(m.group(3)) + 1)]
-        elif part:
+    for part in re.findall(r"[^,\s\[]+(?:\[[^\]]*\])?", spec or ""):
+        m = re.fullmatch(r"(.*)\[([^\]]*)\]", part)
+        if not m:
             nodes.append(part)
+            continue
+        for item in m.group(2).split(","):
+            lo, _, hi = item.partition("-")
+            if hi:
+                nodes += ["%s%s" % (m.group(1), str(i).zfill(len(lo))) for i in range(int(lo), int(hi) + 1)]
+            else:
+                nodes.append(m.group(1) + lo)
     return nodes
 
 
