@@ -73,6 +73,8 @@ int run(int argc, char** argv, Io io) {
       "check", "Diagnose configuration, identity file, host key, connection, wrappers and (with --user) sudo");
   auto* request = app.add_subcommand("request", "Run one JSON protocol request read on stdin; print the response");
   auto* show_config = app.add_subcommand("config", "Print the effective configuration and where each value came from");
+  bool reference = false;
+  show_config->add_flag("--reference", reference, "Print the reference of every key (Markdown) and exit");
 
   try {
     app.parse(argc, argv);
@@ -87,6 +89,10 @@ int run(int argc, char** argv, Io io) {
                          io.out, io.err);
   }
 
+  if (*show_config && reference) {
+    io.out << config::reference_markdown();
+    return 0;
+  }
   auto config = load_layers(config_path, overrides, mode, io.environ);
   if (!config) return print_failure(config.error(), options.json, io.out, io.err);
 

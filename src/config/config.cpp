@@ -588,6 +588,21 @@ std::string describe(const Config& config) {
   return out;
 }
 
+std::string reference_markdown() {
+  std::string out = "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
+  for (const auto& k : key_reference()) {
+    std::string def = k.default_text;
+    std::string help = k.help;
+    for (auto* s : {&def, &help}) {
+      std::string esc;
+      for (char c : *s) esc += (c == '|') ? std::string("\\|") : std::string(1, c);
+      *s = esc;
+    }
+    out += fmt::format("| `{}` | {} | `{}` | {} |\n", k.name, k.type, def, help);
+  }
+  return out;
+}
+
 std::string resolve_path(const std::string& cli_value, const char* env_value) {
   if (!cli_value.empty()) return cli_value;
   if (env_value && *env_value) return env_value;

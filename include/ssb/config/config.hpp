@@ -115,6 +115,9 @@ Status finalize(Config& config);
 // Renders the effective configuration with origins (for `config`).
 std::string describe(const Config& config);
 
+// The reference table of every key (README's configuration section).
+std::string reference_markdown();
+
 // Which config file to read: --config value, else $SLURM_SSH_BRIDGE_CONFIG,
 // else the default path.
 std::string resolve_path(const std::string& cli_value, const char* env_value);
