@@ -4,7 +4,8 @@ Usage: python3 render_config.py TEMPLATE OUTPUT
 
 ``${NAME}`` in the template is replaced with the value of the environment
 variable NAME, escaped for a TOML basic string (the template puts the quotes
-around it). ``$$`` is a literal ``$``. A variable that is not set is an error
+around it); ``${NAME:-DEFAULT}`` uses DEFAULT when NAME is unset or empty.
+``$$`` is a literal ``$``. A variable that is not set is an error
 naming the template, the line and the variable, so a deploy ConfigMap key
 that is missing shows up at container start, not as a confusing bridge error.
 """
@@ -12,7 +13,7 @@ import os
 import re
 import sys
 
-PATTERN = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
+PATTERN = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 
 
 def toml_escape(value: str) -> str:
@@ -37,6 +38,9 @@ def render(template_path: str) -> str:
                 if match.group(1):
                     return "$"
                 name = match.group(2)
+                default = match.group(3)
+                if default is not None and not os.environ.get(name):
+                    return toml_escape(default)
                 if name not in os.environ:
                     raise SystemExit(
                         f"render_config: {template_path}:{lineno}: environment variable {name} is not set "

@@ -72,3 +72,29 @@ ssb_image_name() {
     *) ssb_die "unknown stage '$stage'" ;;
   esac
 }
+
+# ssb_secret_names ENV: the Secrets the environment's manifest carries
+# (env.conf must be loaded).
+ssb_secret_names() {
+  local slug
+  slug=$(ssb_slug "$1")
+  printf '%s\n' "jupyterhub-slurm-ssh-client-key-${slug}" "jupyterhub-slurm-ssh-known-hosts-${slug}"
+  if [[ ${SSB_ENV_SLURM_IN_POD} == 1 ]]; then
+    printf '%s\n' "jupyterhub-slurm-ssh-host-key-${slug}" "jupyterhub-slurm-munge-key-${slug}"
+  fi
+  if [[ ${SSB_ENV_ZENITH} == 1 ]]; then
+    printf '%s\n' "jupyterhub-slurm-ssh-zenith-client-key-${slug}" "jupyterhub-slurm-zenith-client-config-${slug}"
+  fi
+}
+
+# ssb_volume_names ENV: the named volumes (PersistentVolumeClaims) of ENV.
+ssb_volume_names() {
+  local slug v
+  slug=$(ssb_slug "$1")
+  for v in "${SSB_ENV_VOLUMES[@]}"; do printf '%s-%s\n' "${v//_/-}" "$slug"; done
+}
+
+ssb_pod_name() { printf 'jupyterhub-slurm-%s' "$(ssb_slug "$1")"; }
+
+# The Zenith client image (pulled from its registry by build_env_resources.sh).
+SSB_ZENITH_IMAGE=${SSB_ZENITH_IMAGE:-ghcr.io/azimuth-cloud/zenith-client:0.15.0}
