@@ -71,6 +71,8 @@ int run(int argc, char** argv, Io io) {
   cancel->add_option("job_id", options.job_id, "Slurm job id")->required();
   auto* check = app.add_subcommand(
       "check", "Diagnose configuration, identity file, host key, connection, wrappers and (with --user) sudo");
+  auto* serve = app.add_subcommand("serve", "Run the daemon: pooled SSH connections behind daemon.socket (foreground)");
+  auto* status = app.add_subcommand("status", "Print the daemon's health as one JSON object");
   auto* request = app.add_subcommand("request", "Run one JSON protocol request read on stdin; print the response");
   auto* show_config = app.add_subcommand("config", "Print the effective configuration and where each value came from");
   bool reference = false;
@@ -100,6 +102,8 @@ int run(int argc, char** argv, Io io) {
   if (*query) return run_job_command(*config, core::Op::query, options, io);
   if (*cancel) return run_job_command(*config, core::Op::cancel, options, io);
   if (*check) return run_check_command(*config, options, io);
+  if (*serve) return run_serve_command(*config, io);
+  if (*status) return run_status_command(*config, io);
   if (*request) return run_request_command(*config, io);
   if (*show_config) {
     io.out << config::describe(*config);

@@ -5,6 +5,7 @@
 
 #include "ssb/app/commands.hpp"
 #include "ssb/app/output.hpp"
+#include "ssb/client/daemon_client.hpp"
 #include "ssb/client/executor.hpp"
 #include "ssb/protocol/json.hpp"
 
@@ -25,7 +26,8 @@ std::string read_bounded(std::istream& in, std::int64_t limit) {
 }
 
 std::unique_ptr<client::Executor> make_executor(const config::Config& config) {
-  return std::make_unique<client::DirectExecutor>(config);
+  if (config.client.mode == config::ClientMode::direct) return std::make_unique<client::DirectExecutor>(config);
+  return std::make_unique<client::DaemonExecutor>(config);
 }
 
 }  // namespace
@@ -62,9 +64,14 @@ int run_request_command(const config::Config& config, Io& io) {
   }
   auto& request = parsed->request;
   if (request.op == core::Op::status) {
-    Error e{Errc::daemon_unavailable, "op \"status\" is answered by the daemon only (slurm-ssh-bridge serve)"};
-    io.out << protocol::error_envelope(id, e).dump() << '\n';
-    return exit_status_for(e.code);
+    auto status = client::daemon_status(config);
+    if (!status) {
+      io.out << protocol::error_envelope(id, status.error()).dump() << '\n';
+      return exit_status_for(status.error().code);
+    }
+    status->erase("ok");
+    io.out << nlohmann::json{{"v", protocol::kVersion}, {"id", id}, {"ok", true}, {"status", *status}}.dump() << '\n';
+    return 0;
   }
   core::Response response;
   if (auto st = core::validate(request, config); !st) {

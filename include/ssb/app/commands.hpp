@@ -20,6 +20,10 @@ struct Options {
 int run_job_command(const config::Config& config, core::Op op, const Options& options, Io& io);
 // request: one JSON request on stdin, the response on stdout.
 int run_request_command(const config::Config& config, Io& io);
+// serve: the daemon, in the foreground, until SIGTERM/SIGINT.
+int run_serve_command(const config::Config& config, Io& io);
+// status: the daemon's health as one JSON object.
+int run_status_command(const config::Config& config, Io& io);
 // check: diagnose the configuration and the path to the login host.
 int run_check_command(const config::Config& config, const Options& options, Io& io);
 

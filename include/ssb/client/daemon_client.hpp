@@ -1,0 +1,48 @@
+// The CLI's side of the daemon protocol: one request over the Unix socket.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "ssb/client/executor.hpp"
+#include "ssb/util/result.hpp"
+
+namespace ssb::client {
+
+// A connected socket to the daemon (RAII).
+class DaemonSocket {
+ public:
+  // Fails with daemon_unavailable when nothing answers on daemon.socket.
+  static Result<DaemonSocket> connect(const config::Config& config);
+  DaemonSocket(DaemonSocket&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  DaemonSocket& operator=(DaemonSocket&&) = delete;
+  DaemonSocket(const DaemonSocket&) = delete;
+  ~DaemonSocket();
+
+  // Sends one request line; `sent` tells whether all of it left.
+  Status send_line(const std::string& line, bool& sent);
+  // Reads one response line within `timeout`.
+  Result<std::string> read_line(std::chrono::milliseconds timeout);
+
+ private:
+  explicit DaemonSocket(int fd) : fd_(fd) {}
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+// Runs requests through the daemon. In client.mode = "auto" a daemon that
+// does not answer means the direct path; one that fails mid-request means
+// the direct path for query/cancel, and submit_unknown for a submit that
+// was already sent (never a second submit).
+class DaemonExecutor final : public Executor {
+ public:
+  explicit DaemonExecutor(const config::Config& config) : config_(config) {}
+  core::Response execute(const core::Request& request) override;
+
+ private:
+  const config::Config& config_;
+};
+
+// `status`: the daemon's status object.
+Result<nlohmann::json> daemon_status(const config::Config& config);
+
+}  // namespace ssb::client

@@ -1,0 +1,63 @@
+// The daemon's front: owns the io_context, the signal set and the Unix
+// socket acceptor (the shape of Asio's HTTP server example). Shutdown stops
+// accepting, lets in-flight requests finish (bounded by
+// daemon.drain_timeout_s), then stops the pool and exits cleanly.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
+#include <boost/asio.hpp>
+
+#include <memory>
+#include <set>
+
+#include "ssb/config/config.hpp"
+#include "ssb/daemon/pool.hpp"
+#include "ssb/util/result.hpp"
+
+namespace ssb::daemon {
+
+class Connection;
+
+class Server {
+ public:
+  explicit Server(const config::Config& config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the socket: refuses when another daemon answers on it, replaces a
+  // stale socket file, applies daemon.socket_mode / socket_group.
+  Status listen();
+
+  // Runs until SIGTERM/SIGINT and the drain are over. Returns the exit status.
+  int run();
+
+  // Used by connections.
+  boost::asio::io_context& io() { return io_; }
+  Pool& pool() { return pool_; }
+  const config::Config& config() const { return config_; }
+  bool stopping() const { return stopping_; }
+  void remove(const std::shared_ptr<Connection>& connection);
+  nlohmann::json status() const;
+
+ private:
+  void do_accept();
+  void begin_shutdown(int signal_number);
+  void check_drained();
+  void finish();
+
+  const config::Config& config_;
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  boost::asio::steady_timer drain_timer_;
+  Clock::time_point drain_deadline_{};
+  Pool pool_;
+  std::set<std::shared_ptr<Connection>> connections_;
+  bool stopping_ = false;
+  bool socket_owned_ = false;
+  bool finished_ = false;
+  Clock::time_point started_ = Clock::now();
+};
+
+}  // namespace ssb::daemon

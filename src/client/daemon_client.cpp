@@ -1,0 +1,175 @@
+#include "ssb/client/daemon_client.hpp"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "ssb/protocol/json.hpp"
+
+namespace ssb::client {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}
+
+Result<DaemonSocket> DaemonSocket::connect(const config::Config& config) {
+  const auto& path = config.daemon.socket;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return make_error(Errc::daemon_unavailable, fmt::format("cannot create a socket: {}", std::strerror(errno)));
+  DaemonSocket s(fd);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    return make_error(Errc::daemon_unavailable, fmt::format("daemon.socket {} is too long", path));
+  }
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno == EAGAIN || errno == EINPROGRESS) {
+      // Backlog full: wait a bounded time for the daemon to accept.
+      pollfd p{fd, POLLOUT, 0};
+      int rc = ::poll(&p, 1, config.client.daemon_connect_timeout_ms);
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (rc <= 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        return make_error(Errc::daemon_unavailable,
+                          fmt::format("the daemon on {} did not accept within client.daemon_connect_timeout_ms = {}",
+                                      path, config.client.daemon_connect_timeout_ms));
+      }
+    } else {
+      return make_error(Errc::daemon_unavailable,
+                        fmt::format("no daemon answers on {} (daemon.socket): {}; start `slurm-ssh-bridge serve` or set "
+                                    "client.mode = \"auto\"",
+                                    path, std::strerror(errno)));
+    }
+  }
+  return s;
+}
+
+DaemonSocket::~DaemonSocket() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status DaemonSocket::send_line(const std::string& line, bool& sent) {
+  sent = false;
+  std::string data = line + "\n";
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      pollfd p{fd_, POLLOUT, 0};
+      if (::poll(&p, 1, 30000) <= 0) return make_error(Errc::daemon_unavailable, "the daemon stopped reading");
+      continue;
+    }
+    return make_error(Errc::daemon_unavailable, fmt::format("lost the daemon while sending: {}", std::strerror(errno)));
+  }
+  sent = true;
+  return {};
+}
+
+Result<std::string> DaemonSocket::read_line(std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (true) {
+    if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+      std::string line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return make_error(Errc::timeout, "the daemon did not answer in time");
+    pollfd p{fd_, POLLIN, 0};
+    int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
+    if (rc < 0 && errno != EINTR) return make_error(Errc::daemon_unavailable, std::strerror(errno));
+    if (rc <= 0) continue;
+    char buf[65536];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n == 0) return make_error(Errc::daemon_unavailable, "the daemon closed the connection before answering");
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return make_error(Errc::daemon_unavailable, fmt::format("lost the daemon: {}", std::strerror(errno)));
+    }
+    buffer_.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+core::Response DaemonExecutor::execute(const core::Request& request) {
+  const bool auto_mode = config_.client.mode == config::ClientMode::auto_select;
+  auto start = Clock::now();
+  auto fallback = [&]() { return DirectExecutor(config_).execute(request); };
+  auto failed = [&](Error e) {
+    auto r = core::from_error(request, std::move(e));
+    r.path = "daemon";
+    r.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    return r;
+  };
+
+  auto socket = DaemonSocket::connect(config_);
+  if (!socket) return auto_mode ? fallback() : failed(socket.error());
+
+  bool sent = false;
+  auto line = protocol::request_to_json("cli", request).dump();
+  if (auto st = socket->send_line(line, sent); !st) {
+    if (auto_mode && (!sent || request.op != core::Op::submit)) return fallback();
+    if (sent && request.op == core::Op::submit) {
+      return failed(classify_submit_failure(request, Error{Errc::transport, st.error().message}, true));
+    }
+    return failed(st.error());
+  }
+  // The daemon bounds every request itself (queue wait + command timeout);
+  // this is only a backstop against a hung daemon.
+  auto timeout = std::chrono::seconds(config_.pool.queue_timeout_s + config_.ssh.command_timeout_s +
+                                      config_.ssh.connect_timeout_s + 5);
+  auto reply = socket->read_line(std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+  if (!reply) {
+    // The daemon died or hung with our request. A query or cancel is safe
+    // to run again directly; a submit is not.
+    if (request.op == core::Op::submit) {
+      return failed(classify_submit_failure(request,
+                                            Error{Errc::transport, "the daemon failed while handling the submit: " +
+                                                                       reply.error().message},
+                                            true));
+    }
+    if (auto_mode) return fallback();
+    return failed(Error{Errc::daemon_unavailable, reply.error().message});
+  }
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(*reply);
+  } catch (const nlohmann::json::exception& e) {
+    return failed(Error{Errc::internal, fmt::format("the daemon sent an unreadable response: {}", e.what())});
+  }
+  auto response = protocol::response_from_json(j);
+  if (!response) return failed(response.error());
+  return std::move(*response);
+}
+
+Result<nlohmann::json> daemon_status(const config::Config& config) {
+  auto socket = DaemonSocket::connect(config);
+  if (!socket) return socket.error();
+  bool sent = false;
+  if (auto st = socket->send_line(R"({"v":1,"id":"status","op":"status"})", sent); !st) return st.error();
+  auto reply = socket->read_line(std::chrono::seconds(10));
+  if (!reply) return reply.error();
+  try {
+    auto j = nlohmann::json::parse(*reply);
+    if (!j.value("ok", false) || !j.contains("status")) {
+      return make_error(Errc::internal, "the daemon's status response has no status");
+    }
+    nlohmann::json out{{"ok", true}};
+    out.update(j.at("status"));
+    return out;
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(Errc::internal, fmt::format("the daemon sent an unreadable status: {}", e.what()));
+  }
+}
+
+}  // namespace ssb::client

@@ -1,0 +1,126 @@
+#include "ssb/daemon/connection.hpp"
+
+#include <fmt/format.h>
+
+#include "ssb/daemon/server.hpp"
+#include "ssb/protocol/json.hpp"
+#include "ssb/core/validate.hpp"
+#include "ssb/util/log.hpp"
+
+namespace ssb::daemon {
+
+namespace asio = boost::asio;
+
+Connection::Connection(asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number)
+    : socket_(std::move(socket)),
+      server_(server),
+      number_(number),
+      buffer_(static_cast<std::size_t>(server.config().daemon.max_line_bytes) + 1) {}
+
+void Connection::start() { do_read(); }
+
+void Connection::stop() {
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::local::stream_protocol::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+void Connection::do_read() {
+  auto self = shared_from_this();
+  asio::async_read_until(socket_, buffer_, '\n', [this, self](boost::system::error_code ec, std::size_t n) {
+    if (ec) {
+      if (ec == asio::error::not_found) {
+        // The line outgrew daemon.max_line_bytes: answer, then hang up,
+        // since the rest of the stream cannot be framed any more.
+        send(protocol::error_envelope(nullptr, Error{Errc::bad_request,
+                                                     fmt::format("request line is longer than daemon.max_line_bytes = {}",
+                                                                 server_.config().daemon.max_line_bytes)})
+                 .dump());
+        buffer_.consume(buffer_.size());
+      }
+      if (idle()) {
+        server_.remove(self);
+      } else {
+        reading_closed_ = true;
+      }
+      return;
+    }
+    std::string line(asio::buffers_begin(buffer_.data()), asio::buffers_begin(buffer_.data()) + static_cast<std::ptrdiff_t>(n));
+    buffer_.consume(n);
+    line.pop_back();
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) handle_line(std::move(line));
+    do_read();
+  });
+}
+
+void Connection::handle_line(std::string line) {
+  nlohmann::json id;
+  auto parsed = protocol::parse_request(line, static_cast<std::size_t>(server_.config().daemon.max_line_bytes), id);
+  std::string log_id = fmt::format("{}.{}", number_, ++next_request_);
+  if (!parsed) {
+    log::info(fmt::format("req={} op=? outcome={} ({})", log_id, to_string(parsed.error().code), parsed.error().message));
+    send(protocol::error_envelope(id, parsed.error()).dump());
+    return;
+  }
+  auto& request = parsed->request;
+  if (request.op == core::Op::status) {
+    auto j = protocol::error_envelope(id, Error{});
+    j.erase("error");
+    j["ok"] = true;
+    j["status"] = server_.status();
+    send(j.dump());
+    return;
+  }
+  if (auto st = core::validate(request, server_.config()); !st) {
+    log::info(fmt::format("req={} op={} outcome={}", log_id, core::to_string(request.op), to_string(st.error().code)));
+    send(protocol::response_envelope(id, core::from_error(request, st.error())).dump());
+    return;
+  }
+  auto job = std::make_shared<Job>();
+  job->request = std::move(request);
+  job->log_id = id.is_string() ? fmt::format("{}/{}", log_id, core::printable(id.get<std::string>()))
+                               : fmt::format("{}/{}", log_id, id.dump());
+  auto self = shared_from_this();
+  auto& io = server_.io();
+  job->done = [self, id, &io](core::Response response) {
+    // Runs on a worker thread: serialise here, hand the bytes to the io thread.
+    auto text = protocol::response_envelope(id, response).dump();
+    asio::post(io, [self, text = std::move(text)]() mutable {
+      --self->outstanding_;
+      self->send(std::move(text));
+    });
+  };
+  ++outstanding_;
+  server_.pool().enqueue(std::move(job));
+}
+
+void Connection::send(std::string line) {
+  line += '\n';
+  writes_.push_back(std::move(line));
+  if (!writing_) do_write();
+}
+
+void Connection::do_write() {
+  if (writes_.empty()) {
+    writing_ = false;
+    if (reading_closed_ && idle()) server_.remove(shared_from_this());
+    return;
+  }
+  writing_ = true;
+  auto self = shared_from_this();
+  asio::async_write(socket_, asio::buffer(writes_.front()), [this, self](boost::system::error_code ec, std::size_t) {
+    writes_.pop_front();
+    if (ec) {
+      // The client went away; later responses are dropped with the socket.
+      writes_.clear();
+      writing_ = false;
+      reading_closed_ = true;
+      if (idle()) server_.remove(self);
+      return;
+    }
+    do_write();
+  });
+}
+
+}  // namespace ssb::daemon

@@ -1,0 +1,167 @@
+#include "ssb/daemon/pool.hpp"
+
+#include <fmt/format.h>
+
+#include "ssb/daemon/worker.hpp"
+#include "ssb/util/log.hpp"
+#include "ssb/version.hpp"
+
+namespace ssb::daemon {
+
+Pool::Pool(const config::Config& config) : config_(config) {
+  for (int i = 0; i < config.pool.connections; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
+}
+
+Pool::~Pool() { stop(); }
+
+void Pool::start() {
+  for (auto& w : workers_) w->start();
+}
+
+void Pool::enqueue(std::shared_ptr<Job> job) {
+  auto now = Clock::now();
+  job->enqueued = now;
+  job->queue_deadline = now + std::chrono::seconds(config_.pool.queue_timeout_s);
+  Error refusal;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) {
+      refusal = Error{Errc::shutting_down, "the daemon is shutting down; retry shortly"};
+    } else if (queue_.size() >= static_cast<std::size_t>(config_.pool.queue_size) &&
+               running_ >= static_cast<std::size_t>(config_.pool.connections * config_.pool.channels_per_connection)) {
+      refusal = Error{Errc::overloaded,
+                      fmt::format("{} requests already wait for a free channel (pool.queue_size = {}); retry later",
+                                  queue_.size(), config_.pool.queue_size)};
+    } else {
+      queue_.push_back(std::move(job));
+      job = nullptr;
+    }
+    if (job) ++running_;  // every finish() decrements
+  }
+  if (job) {
+    finish(job, core::from_error(job->request, refusal), -1);
+    return;
+  }
+  wake_all();
+}
+
+std::size_t Pool::pending() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size() + running_;
+}
+
+bool Pool::has_queued() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !queue_.empty();
+}
+
+std::shared_ptr<Job> Pool::take(Clock::time_point now) {
+  std::vector<std::shared_ptr<Job>> expired;
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (!queue_.empty()) {
+      auto front = std::move(queue_.front());
+      queue_.pop_front();
+      if (now > front->queue_deadline) {
+        expired.push_back(std::move(front));
+        continue;
+      }
+      job = std::move(front);
+      ++running_;
+      break;
+    }
+    running_ += expired.size();  // finish() decrements
+  }
+  for (auto& e : expired) {
+    finish(e,
+           core::from_error(e->request, Error{Errc::timeout, fmt::format("waited more than pool.queue_timeout_s = {} s "
+                                                                         "for a free channel to the login host",
+                                                                         config_.pool.queue_timeout_s)}),
+           -1);
+  }
+  return job;
+}
+
+void Pool::requeue_front(std::shared_ptr<Job> job) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --running_;
+    queue_.push_front(std::move(job));
+  }
+  wake_all();
+}
+
+void Pool::finish(const std::shared_ptr<Job>& job, core::Response response, int worker) {
+  response.elapsed_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - job->enqueued).count();
+  response.path = "daemon";
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --running_;
+  }
+  stats_.record(response);
+  if (log::enabled(log::Level::info)) {
+    // Never the script, never an environment value.
+    log::info(fmt::format("req={} op={} user={} job={} path=daemon conn={} dur_ms={} outcome={}", job->log_id,
+                          core::to_string(response.op), response.user.empty() ? "-" : response.user,
+                          response.job_id.empty() ? "-" : response.job_id, worker < 0 ? "-" : std::to_string(worker),
+                          response.elapsed_ms, response.ok() ? "ok" : std::string(to_string(response.error->code))));
+  }
+  job->done(std::move(response));
+}
+
+void Pool::fail_queued(const Error& error) {
+  std::deque<std::shared_ptr<Job>> failed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failed.swap(queue_);
+    running_ += failed.size();
+  }
+  for (auto& job : failed) {
+    Error e = error;
+    if (job->request.op == core::Op::submit) {
+      e.message = "not submitted: " + e.message;  // never sent: safe to retry
+    }
+    finish(job, core::from_error(job->request, e), -1);
+  }
+}
+
+void Pool::wake_all() {
+  for (auto& w : workers_) w->wake();
+}
+
+void Pool::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_ && workers_.empty()) return;
+    stopping_ = true;
+  }
+  for (auto& w : workers_) w->request_stop();
+  for (auto& w : workers_) w->join();
+  fail_queued(Error{Errc::shutting_down, "the daemon is shutting down; retry shortly"});
+  workers_.clear();
+}
+
+nlohmann::json Pool::status() const {
+  nlohmann::json conns = nlohmann::json::array();
+  for (const auto& w : workers_) conns.push_back(w->status());
+  std::size_t queued, running;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queued = queue_.size();
+    running = running_;
+  }
+  auto j = stats_.to_json();
+  j["version"] = kVersion;
+  j["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
+  j["connections"] = conns;
+  j["queue_depth"] = queued;
+  j["running"] = running;
+  j["pool"] = {{"connections", config_.pool.connections},
+               {"channels_per_connection", config_.pool.channels_per_connection},
+               {"queue_size", config_.pool.queue_size}};
+  return j;
+}
+
+}  // namespace ssb::daemon
