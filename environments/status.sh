@@ -21,7 +21,7 @@ if podman pod exists "$pod"; then
   podman pod ps --filter "name=^${pod}\$" --ctr-names --ctr-status
   echo "== containers"
   podman ps -a --filter "pod=${pod}" --format '{{.Names}}\t{{.Status}}\t{{.Ports}}'
-  not_running=$(podman ps -a --filter "pod=${pod}" --format '{{.Names}} {{.State}}' | awk '$1 !~ /-infra$/ && $2 != "running" { print $1 }')
+  not_running=$(podman ps -a --filter "pod=${pod}" --format '{{.Names}} {{.Status}}' | awk '$1 !~ /-infra$/ && $2 != "Up" { print $1 }')
   if [[ -n $not_running ]]; then
     echo "not running: ${not_running}"
     status=1

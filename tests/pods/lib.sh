@@ -70,7 +70,7 @@ env_leftovers() {
   local env=$1 slug pod
   slug=${env//_/-}
   pod="jupyterhub-slurm-${slug}"
-  podman pod ps -a --format '{{.Name}}' | grep -x -- "$pod" | sed 's/^/pod /' || true
+  podman pod ps --format '{{.Name}}' | grep -x -- "$pod" | sed 's/^/pod /' || true
   podman ps -a --format '{{.Names}}' | grep -- "^${pod}-\|^${pod}$" | sed 's/^/container /' || true
   podman volume ls --format '{{.Name}}' | grep -- "-${slug}$" | sed 's/^/volume /' || true
   podman secret ls --format '{{.Name}}' | grep -- "-${slug}$" | sed 's/^/secret /' || true
@@ -80,3 +80,6 @@ require_root_podman() {
   [[ $(id -u) == 0 ]] || { echo "pod tests need root (rootful podman)" >&2; return 1; }
   command -v podman >/dev/null || { echo "podman is not installed (apt-get install podman runc catatonit)" >&2; return 1; }
 }
+
+# quiet COMMAND...: run COMMAND with its output discarded (for check).
+quiet() { "$@" >/dev/null 2>&1; }
