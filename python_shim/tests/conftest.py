@@ -14,13 +14,16 @@ on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
@@ -104,6 +107,59 @@ def bridge_bin() -> str:
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         pytest.fail("SSB_BRIDGE=%s is not an executable file" % path)
     return os.path.abspath(path)
+
+
+def socket_answers(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+@contextlib.contextmanager
+def running_daemon(bridge_bin: str, config: str, log_path: os.PathLike, start_timeout: float = 20.0):
+    """Run ``slurm-ssh-bridge --config CONFIG serve`` until the block ends.
+
+    Yields ``(process, socket_path)`` once the socket answers. Skips when the
+    bridge has no working ``serve`` yet (it exits with a usage error); fails
+    when the daemon crashes or never opens its socket.
+    """
+    from slurm_ssh_bridge import commands
+    from slurm_ssh_bridge.client import socket_path_from_config
+
+    sock = socket_path_from_config(config)
+    log_path = Path(log_path)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([bridge_bin, "--config", config, "serve"], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not (os.path.exists(sock) and socket_answers(sock)):
+            if proc.poll() is not None:
+                text = log_path.read_text(errors="replace").strip()
+                first = text.splitlines()[0] if text else ""
+                failure = commands.parse_bridge_failure(text)
+                if (proc.returncode == 2 and (failure is None or failure[0] == "usage")) or \
+                        "not implemented" in text:
+                    pytest.skip("the bridge has no working `serve` yet (exit %d: %s)" % (proc.returncode, first))
+                pytest.fail("`slurm-ssh-bridge serve` exited with %d:\n%s" % (proc.returncode, text))
+            if time.monotonic() > deadline:
+                pytest.fail("`slurm-ssh-bridge serve` did not open %s within %ss:\n%s"
+                            % (sock, start_timeout, log_path.read_text(errors="replace")))
+            time.sleep(0.1)
+        yield proc, sock
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
 
 
 # ---------------------------------------------------------------- sandbox

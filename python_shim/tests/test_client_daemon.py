@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,8 +22,9 @@ import pytest
 
 from slurm_ssh_bridge import commands, errors
 from slurm_ssh_bridge.client import BridgeClient, socket_path_from_config
+from slurm_ssh_bridge.service import bridge_service
 from batchspawner_emulation import EmulatedSlurmSpawner, JobStatus, spawner_like_env
-from conftest import write_derived_config
+from conftest import running_daemon, socket_answers, write_derived_config
 
 pytestmark = [pytest.mark.bridge, pytest.mark.sandbox]
 
@@ -36,51 +36,15 @@ def run(coro, timeout=180):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def _socket_answers(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 @pytest.fixture(scope="module")
 def daemon(bridge_bin, sandbox):
     workdir = Path(tempfile.mkdtemp(prefix="ssb-shim-d-"))  # short path: sun_path is 108 bytes
-    config = write_derived_config(sandbox.config, workdir / "bridge.toml",
-                                  {"daemon": {"socket": str(workdir / "bridge.sock")}})
-    sock = socket_path_from_config(config)
-    log_path = workdir / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([bridge_bin, "--config", config, "serve"], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not (os.path.exists(sock) and _socket_answers(sock)):
-            if proc.poll() is not None:
-                text = log_path.read_text(errors="replace").strip()
-                first = text.splitlines()[0] if text else ""
-                failure = commands.parse_bridge_failure(text)
-                if proc.returncode == 2 and (failure is None or failure[0] == "usage") or \
-                        "not implemented" in text or "serve" in first.lower():
-                    pytest.skip("the bridge has no working `serve` yet (exit %d: %s)" % (proc.returncode, first))
-                pytest.fail("`slurm-ssh-bridge serve` exited with %d:\n%s" % (proc.returncode, text))
-            if time.monotonic() > deadline:
-                pytest.fail("`slurm-ssh-bridge serve` did not open %s within %ss:\n%s"
-                            % (sock, START_TIMEOUT, log_path.read_text(errors="replace")))
-            time.sleep(0.1)
-        yield {"config": config, "socket": sock, "proc": proc, "log": log_path}
+        config = write_derived_config(sandbox.config, workdir / "bridge.toml",
+                                      {"daemon": {"socket": str(workdir / "bridge.sock")}})
+        with running_daemon(bridge_bin, config, workdir / "serve.log", START_TIMEOUT) as (proc, sock):
+            yield {"config": config, "socket": sock, "proc": proc, "log": workdir / "serve.log"}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -192,3 +156,44 @@ def test_spawner_through_the_daemon(daemon, bridge_bin, sandbox, shared_tmp):
             await spawner.cancel()
         assert await spawner.wait_for(JobStatus.NOTFOUND, 60) is JobStatus.NOTFOUND
     run(main())
+
+
+def test_bridge_service_command_runs_the_daemon(daemon, bridge_bin, sandbox):
+    """The command bridge_service() gives JupyterHub starts a working daemon
+    (with the environment a managed service gets) and stops on SIGTERM."""
+    workdir = Path(tempfile.mkdtemp(prefix="ssb-shim-svc-"))
+    try:
+        config = write_derived_config(sandbox.config, workdir / "bridge.toml",
+                                      {"daemon": {"socket": str(workdir / "bridge.sock")}})
+        spec = bridge_service(bridge_path=bridge_bin, config=config)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        env.update(spec["environment"])
+        env.update(JUPYTERHUB_SERVICE_NAME=spec["name"], JUPYTERHUB_API_TOKEN="service-token",
+                   JUPYTERHUB_API_URL="http://127.0.0.1:8081/hub/api")
+        with open(workdir / "serve.log", "wb") as log:
+            proc = subprocess.Popen(spec["command"], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            sock = socket_path_from_config(config)
+            deadline = time.monotonic() + START_TIMEOUT
+            while not (os.path.exists(sock) and socket_answers(sock)):
+                assert proc.poll() is None, (workdir / "serve.log").read_text(errors="replace")
+                assert time.monotonic() < deadline, "daemon socket never appeared"
+                time.sleep(0.1)
+
+            async def main():
+                async with await BridgeClient.connect(sock, timeout=30) as client:
+                    return await client.status()
+            assert isinstance(run(main()), dict)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # what JupyterHub sends when it stops a service
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+                    pytest.fail("the daemon did not exit within 15 s of SIGTERM")
+        assert "service-token" not in (workdir / "serve.log").read_text(errors="replace")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
