@@ -107,6 +107,8 @@ void Worker::connect(Clock::time_point now) {
     return;
   }
   session_ = std::move(*session);
+  peak_open_ = 0;
+  hold_until_ = Clock::time_point{};
   ssh_event_add_session(event_, session_->raw());
   pool_.connected_.fetch_add(1);
   failures_ = 0;
@@ -189,10 +191,22 @@ void Worker::step_all(Clock::time_point now) {
     }
     last_activity_ = now;
     auto result = a.exec->take_result();
+    if (result) hold_until_ = Clock::time_point{};
     if (!result && a.exec->refused()) {
       // sshd's MaxSessions is below our capacity: keep the healthy channels,
       // lower the capacity, and let this request wait for a channel.
-      capacity_ = std::max<int>(1, static_cast<int>(active_.size()) - 1);
+      // The new capacity is what the server holds open for us right now;
+      // requests still opening alongside this one are not counted.
+      // sshd frees a session slot a little after the channel closes, so a
+      // refusal can come with fewer channels open than the real limit: never
+      // go below the most channels this session has held at once.
+      int open_now = 0;
+      for (const auto& other : active_) open_now += other.exec->channel_open() ? 1 : 0;
+      const int before = capacity_;
+      capacity_ = std::max(1, std::min(capacity_, std::max(open_now, peak_open_)));
+      // Open nothing new until one of our channels finishes (or a short
+      // pause): re-trying at once would only be refused again.
+      hold_until_ = now + std::chrono::milliseconds(100);
       capacity_reset_ = now + kCapacityHold;
       {
         std::lock_guard<std::mutex> lock(status_mutex_);
@@ -200,8 +214,9 @@ void Worker::step_all(Clock::time_point now) {
         capacity_reported_ = capacity_;
       }
       if (active_.size() > 1) {
-        log::info(fmt::format("conn={} sshd refused channel {}; capacity lowered to {}", index_, active_.size(),
-                              capacity_));
+        log::write(capacity_ != before ? log::Level::info : log::Level::debug,
+                   fmt::format("conn={} sshd refused a channel with {} open; capacity now {}", index_, open_now,
+                               capacity_));
         pool_.requeue_front(a.job);
         it = active_.erase(it);
         continue;
@@ -218,6 +233,9 @@ void Worker::step_all(Clock::time_point now) {
     complete(a, std::move(result));
     it = active_.erase(it);
   }
+  int open_now = 0;
+  for (const auto& a : active_) open_now += a.exec->channel_open() ? 1 : 0;
+  peak_open_ = std::max(peak_open_, open_now);
   if (!lost && !session_->connected()) lost = true;
   if (lost) {
     // Everything still running on this session failed with it.
@@ -235,6 +253,10 @@ void Worker::step_all(Clock::time_point now) {
 
 int Worker::poll_timeout_ms(Clock::time_point now) const {
   auto wait = std::chrono::milliseconds(kMaxPollMs);
+  if (session_ && hold_until_ > now) {
+    wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(hold_until_ - now) +
+                              std::chrono::milliseconds(1));
+  }
   if (!session_ && next_connect_ > now) {
     wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_connect_ - now));
   }
@@ -256,7 +278,7 @@ void Worker::run() {
         std::lock_guard<std::mutex> lock(status_mutex_);
         capacity_reported_ = capacity_;
       }
-      while (static_cast<int>(active_.size()) < capacity_) {
+      while (static_cast<int>(active_.size()) < capacity_ && now >= hold_until_) {
         auto job = pool_.take(now);
         if (!job) break;
         start_job(std::move(job), now);

@@ -61,6 +61,8 @@ class Worker {
   std::vector<Active> active_;
   int capacity_;
   Clock::time_point capacity_reset_{};
+  Clock::time_point hold_until_{};  // after a refused channel: open nothing new before this
+  int peak_open_ = 0;               // most channels this session has held open at once
   Clock::time_point next_connect_{};
   Clock::time_point last_activity_{};
   int failures_ = 0;

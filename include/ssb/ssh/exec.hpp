@@ -39,6 +39,9 @@ class Exec {
   // stayed up (sshd's MaxSessions): the caller may try another connection.
   bool refused() const { return refused_; }
 
+  // True once the server accepted the channel (it counts against MaxSessions).
+  bool channel_open() const { return phase_ != Phase::open && phase_ != Phase::failed; }
+
   // Gives up (deadline passed, shutdown): closes the channel.
   void abort(Error why);
 
