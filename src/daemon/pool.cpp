@@ -55,19 +55,23 @@ bool Pool::has_queued() const {
   return !queue_.empty();
 }
 
-std::shared_ptr<Job> Pool::take(Clock::time_point now) {
+std::shared_ptr<Job> Pool::take(Clock::time_point now, Clock::time_point session_opened) {
   std::vector<std::shared_ptr<Job>> expired;
   std::shared_ptr<Job> job;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    while (!queue_.empty()) {
-      auto front = std::move(queue_.front());
-      queue_.pop_front();
-      if (now > front->queue_deadline) {
-        expired.push_back(std::move(front));
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (now > (*it)->queue_deadline) {
+        expired.push_back(std::move(*it));
+        it = queue_.erase(it);
         continue;
       }
-      job = std::move(front);
+      if ((*it)->needs_session_after > session_opened) {
+        ++it;  // a retry: leave it for a connection opened after its failure
+        continue;
+      }
+      job = std::move(*it);
+      queue_.erase(it);
       ++running_;
       break;
     }

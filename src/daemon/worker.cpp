@@ -107,6 +107,7 @@ void Worker::connect(Clock::time_point now) {
     return;
   }
   session_ = std::move(*session);
+  session_opened_ = Clock::now();
   peak_open_ = 0;
   hold_until_ = Clock::time_point{};
   ssh_event_add_session(event_, session_->raw());
@@ -158,6 +159,7 @@ bool Worker::retry_after_transport_failure(Active& a, const Error& error) {
   }
   if (job->retried) return false;
   job->retried = true;
+  job->needs_session_after = Clock::now();
   log::info(fmt::format("req={} retrying {} once on a fresh connection after: {}", job->log_id,
                         core::to_string(job->request.op), error.message));
   pool_.requeue_front(job);
@@ -279,7 +281,7 @@ void Worker::run() {
         capacity_reported_ = capacity_;
       }
       while (static_cast<int>(active_.size()) < capacity_ && now >= hold_until_) {
-        auto job = pool_.take(now);
+        auto job = pool_.take(now, session_opened_);
         if (!job) break;
         start_job(std::move(job), now);
       }

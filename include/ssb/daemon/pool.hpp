@@ -38,6 +38,9 @@ struct Job {
   Clock::time_point enqueued{};
   Clock::time_point queue_deadline{};
   bool retried = false;  // query/cancel: already re-run once after a transport failure
+  // A retry must run on a connection opened after the failure, not on a
+  // sibling that may have died in the same outage.
+  Clock::time_point needs_session_after{};
 };
 
 class Pool {
@@ -66,7 +69,9 @@ class Pool {
   friend class Worker;
 
   // Called by workers.
-  std::shared_ptr<Job> take(Clock::time_point now);
+  // The next job this worker may run: its session was opened at
+  // `session_opened` (jobs needing a fresher session are left for others).
+  std::shared_ptr<Job> take(Clock::time_point now, Clock::time_point session_opened);
   void requeue_front(std::shared_ptr<Job> job);
   void finish(const std::shared_ptr<Job>& job, core::Response response, int worker);
   void fail_queued(const Error& error);  // every worker is down: fail fast instead of waiting

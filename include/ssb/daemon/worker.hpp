@@ -62,6 +62,7 @@ class Worker {
   int capacity_;
   Clock::time_point capacity_reset_{};
   Clock::time_point hold_until_{};  // after a refused channel: open nothing new before this
+  Clock::time_point session_opened_{};
   int peak_open_ = 0;               // most channels this session has held open at once
   Clock::time_point next_connect_{};
   Clock::time_point last_activity_{};
