@@ -8,6 +8,9 @@
 #   --hub-api-ip IP    host address the Hub API (8081) is published on, for
 #                      environments with an external Slurm (default 127.0.0.1)
 #   --hub-api-port N   host port for it (default 8081)
+#   --host-network     run the pod in the host's network namespace
+#                      (hostNetwork: true, no port publishing): the hub then
+#                      listens where hubBindUrl/hubApiBindUrl say
 #   --jupyterhub-image IMAGE, --slurm-image IMAGE  override the image names
 #
 # DEPLOY_DIR must hold deploy-configmap.yaml (examples:
@@ -22,13 +25,14 @@ export SSB_PROG=build_env_manifest.sh
 # shellcheck source=/dev/null
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 (($# >= 2)) || usage
 ENV_NAME=$1
 DEPLOY_DIR=$2
 shift 2
-HUB_IP=127.0.0.1 HUB_PORT=8000 API_IP=127.0.0.1 API_PORT=8081 JH_IMAGE="" SLURM_IMAGE=""
+HUB_IP=127.0.0.1 HUB_PORT=8000 API_IP=127.0.0.1 API_PORT=8081 JH_IMAGE="" SLURM_IMAGE="" HOST_NETWORK=0
 while (($#)); do
+  if [[ $1 == --host-network ]]; then HOST_NETWORK=1; shift; continue; fi
   (($# >= 2)) || usage
   case $1 in
     --hub-ip) HUB_IP=$2 ;;
@@ -133,6 +137,9 @@ out="${DEPLOY_DIR}/combined.yaml"
     -e "s#^\\([[:space:]]*hostPort:\\).*\\# ssb:hub-port\$#\\1 ${HUB_PORT}  \\# ssb:hub-port#"
     -e "s#^\\([[:space:]]*hostIP:\\).*\\# ssb:hub-api-ip\$#\\1 ${API_IP}  \\# ssb:hub-api-ip#"
     -e "s#^\\([[:space:]]*hostPort:\\).*\\# ssb:hub-api-port\$#\\1 ${API_PORT}  \\# ssb:hub-api-port#")
+  if ((HOST_NETWORK)); then
+    sed_args+=(-e '/# ssb:ports-begin$/,/# ssb:ports-end$/d' -e 's/^\([[:space:]]*\)# ssb:host-network$/\1hostNetwork: true  # ssb:host-network/')
+  fi
   [[ -n $JH_IMAGE ]] && sed_args+=(-e "s#^\\([[:space:]]*image:\\).*\\# ssb:jupyterhub-image\$#\\1 ${JH_IMAGE}  \\# ssb:jupyterhub-image#")
   [[ -n $SLURM_IMAGE ]] && sed_args+=(-e "s#^\\([[:space:]]*image:\\).*\\# ssb:slurm-image\$#\\1 ${SLURM_IMAGE}  \\# ssb:slurm-image#")
   sed "${sed_args[@]}" "$POD_YAML"

@@ -51,7 +51,9 @@ job_round_trip() {
     fail "job ${job} did not reach RUNNING <node> within 60 s (last: '$(job_state "$ctr" "$user" "$job")')"
   fi
   if (($#)); then
-    "$@"
+    if ! "$@"; then
+      fail "step '$*' failed"
+    fi
     state=$(job_state "$ctr" "$user" "$job")
     if wait_for 60 is_running "$ctr" "$user" "$job"; then
       pass "job ${job} still RUNNING after: $* ('$(job_state "$ctr" "$user" "$job")')"

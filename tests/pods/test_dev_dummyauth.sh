@@ -99,7 +99,7 @@ check "the bridge's private key is installed with mode 0600" \
 
 # --- the job round trip, from inside the JupyterHub container -------------------
 restart_hub() {
-  podman restart -t 10 "$HUB" >/dev/null
+  podman restart -t 10 "$HUB" >/dev/null || { log "podman restart $HUB failed"; return 1; }
   wait_for 90 hub_api_ok
 }
 t0=$SECONDS

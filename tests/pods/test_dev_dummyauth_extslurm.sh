@@ -1,0 +1,156 @@
+#!/bin/bash
+# Pod test (c): bring up dev_dummyauth_extslurm (JupyterHub alone in the pod)
+# against a real external Slurm login host: the project's host sandbox
+# (tests/sandbox/sandbox.sh: sshd + sudo + munge + slurmctld + slurmd on
+# 127.0.0.1). The pod uses the host's network (hostNetwork) so that it
+# reaches the sandbox's sshd on loopback; the hub, its API and the proxy's API
+# listen on 127.0.0.1 only, on free ports. Same job round trip from inside the
+# JupyterHub container, same teardown proof.
+#
+# Refuses to run when dev_dummyauth_extslurm resources exist already.
+# Environment: SSB_POD_TEST_SKIP_BUILD=1 reuses the images already built.
+set -euo pipefail
+export TEST_NAME=dev_dummyauth_extslurm
+# shellcheck source=/dev/null
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=/dev/null
+. "${PODS_DIR}/roundtrip.sh"
+
+ENV_NAME=dev_dummyauth_extslurm
+POD=jupyterhub-slurm-dev-dummyauth-extslurm
+HUB=${POD}-jupyterhub
+SANDBOX_SH=${REPO_ROOT}/tests/sandbox/sandbox.sh
+require_root_podman || { fail "root and podman are required"; summary; exit 1; }
+if [[ ! -x $SANDBOX_SH && ! -f $SANDBOX_SH ]]; then
+  fail "tests/sandbox/sandbox.sh is missing: no external Slurm to test against"
+  summary
+  exit 1
+fi
+existing=$(env_leftovers "$ENV_NAME")
+if [[ -n $existing ]]; then
+  fail "${ENV_NAME} resources exist already, not touching them:"$'\n'"${existing}"
+  summary
+  exit 1
+fi
+
+WORK=$(mktemp -d /tmp/ssb-pods-extslurm.XXXXXX)
+# The sandbox users (jupyterspawner, alice.proj1, …) must traverse it.
+chmod 0755 "$WORK"
+DEPLOY=${WORK}/deploy
+SANDBOX=${WORK}/sandbox
+mkdir -p "$DEPLOY"
+SANDBOX_UP=0
+cleanup() {
+  local status=$?
+  if [[ -n $(env_leftovers "$ENV_NAME") ]]; then
+    if ((status != 0)) || ((FAILED > 0)); then
+      podman logs --tail 40 "$HUB" >&2 2>&1 || true
+    fi
+    bash "${REPO_ROOT}/environments/down.sh" "$ENV_NAME" "$DEPLOY" --force >/dev/null 2>&1 || true
+  fi
+  if ((SANDBOX_UP)); then
+    bash "$SANDBOX_SH" down "$SANDBOX" --purge >/dev/null 2>&1 || true
+  fi
+  [[ ${SSB_POD_TEST_KEEP:-0} == 1 ]] && { log "keeping ${WORK}"; return; }
+  rm -rf -- "$WORK"
+}
+trap cleanup EXIT
+
+# --- the external Slurm login host ---------------------------------------------
+t0=$SECONDS
+if bash "$SANDBOX_SH" up "$SANDBOX" >"${WORK}/sandbox.log" 2>&1; then
+  SANDBOX_UP=1
+  pass "host sandbox up (sshd, sudo, munge, slurmctld, slurmd on 127.0.0.1) in $((SECONDS - t0)) s"
+else
+  SANDBOX_UP=1
+  fail "sandbox.sh up failed: $(tail -n 20 "${WORK}/sandbox.log")"
+  summary
+  exit 1
+fi
+# shellcheck source=/dev/null
+. "${SANDBOX}/sandbox.env"
+
+# --- build -------------------------------------------------------------------
+t0=$SECONDS
+build_args=(--offline)
+[[ ${SSB_POD_TEST_SKIP_BUILD:-0} == 1 ]] && build_args+=(--skip-images)
+if bash "${REPO_ROOT}/environments/build_env_resources.sh" "$ENV_NAME" "${build_args[@]}" >"${WORK}/build.log" 2>&1; then
+  pass "offline JupyterHub image and volume built in $((SECONDS - t0)) s"
+  grep -E 'NOTICE|built localhost' "${WORK}/build.log" | sed 's/^/    /' >&2 || true
+else
+  fail "build_env_resources.sh ${ENV_NAME} --offline failed:"
+  tail -n 40 "${WORK}/build.log" >&2
+  summary
+  exit 1
+fi
+
+# --- deploy directory: the site's inputs -----------------------------------------
+HUB_PORT=$(free_port)
+API_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+cp "$CLIENT_KEY" "${DEPLOY}/ssh_client_key"
+cp "${CLIENT_KEY}.pub" "${DEPLOY}/ssh_client_key.pub"
+cp "$KNOWN_HOSTS" "${DEPLOY}/ssh_known_hosts"
+password=$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+cat >"${DEPLOY}/deploy-configmap.yaml" <<YAML
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: deploy-config
+data:
+  dummyAuthPassword: "${password}"
+  sshHostname: "${SSH_HOST}"
+  sshPort: "${SSH_PORT}"
+  devUsers: "${SANDBOX_USERS}"
+  slurmSpawnerWrappersBin: "${WRAPPERS_DIR}"
+  condaPrefixDir: "/nonexistent/conda"
+  jupyterDataDir: "/nonexistent/jupyter_data"
+  hubConnectUrl: "http://127.0.0.1:${API_PORT}"
+  hubBindUrl: "http://127.0.0.1:${HUB_PORT}"
+  hubApiBindUrl: "http://127.0.0.1:${API_PORT}"
+  proxyApiUrl: "http://127.0.0.1:${PROXY_PORT}"
+immutable: true
+YAML
+check "manifest rendered" quiet bash "${REPO_ROOT}/environments/build_env_manifest.sh" "$ENV_NAME" "$DEPLOY" \
+  --host-network
+check "manifest validates" quiet /usr/bin/python3 "${PODS_DIR}/validate_manifest.py" "${DEPLOY}/combined.yaml" \
+  "${DEPLOY}/deploy-configmap.yaml" --claims jupyterhub-root-dev-dummyauth-extslurm --loopback-only
+
+# --- up ----------------------------------------------------------------------
+t0=$SECONDS
+check "the manifest asks for the host's network, publishes no port" \
+  bash -c "grep -q '^  hostNetwork: true' '${DEPLOY}/combined.yaml' && ! grep -q hostPort '${DEPLOY}/combined.yaml'"
+if bash "${REPO_ROOT}/environments/up.sh" "$ENV_NAME" "$DEPLOY" >"${WORK}/up.log" 2>&1; then
+  pass "podman kube play --configmap … combined.yaml (hostNetwork)"
+else
+  fail "up.sh failed: $(tail -n 20 "${WORK}/up.log")"
+  summary
+  exit 1
+fi
+hub_api_ok() { [[ $(http_status "http://127.0.0.1:${HUB_PORT}/hub/api") == 200 ]]; }
+check "JupyterHub answers /hub/api on 127.0.0.1:${HUB_PORT}" wait_for 90 hub_api_ok
+check "JupyterHub serves /hub/login on 127.0.0.1:${HUB_PORT}" test "$(http_status "http://127.0.0.1:${HUB_PORT}/hub/login")" = 200
+check "the Hub API listens on 127.0.0.1:${API_PORT} (hubConnectUrl)" test "$(http_status "http://127.0.0.1:${API_PORT}/hub/api")" = 200
+log "pod up and answering in $((SECONDS - t0)) s"
+check "the bridge config names the external login host" \
+  podman exec "$HUB" grep -qx "port = ${SSH_PORT}" /etc/slurm-ssh-bridge/config.toml
+
+# --- the job round trip, from inside the JupyterHub container -------------------
+restart_hub() {
+  podman restart -t 10 "$HUB" >/dev/null || { log "podman restart $HUB failed"; return 1; }
+  wait_for 90 hub_api_ok
+}
+t0=$SECONDS
+job_round_trip "$HUB" "$SANDBOX_USER" restart_hub
+log "job round trip (with a hub restart) in $((SECONDS - t0)) s"
+
+# --- teardown -------------------------------------------------------------------
+t0=$SECONDS
+check "down.sh --force" quiet bash "${REPO_ROOT}/environments/down.sh" "$ENV_NAME" "$DEPLOY" --force
+left=$(env_leftovers "$ENV_NAME")
+if [[ -z $left ]]; then
+  pass "nothing left: no pod, container, volume or secret of ${ENV_NAME} ($((SECONDS - t0)) s)"
+else
+  fail "left behind after down --force:"$'\n'"${left}"
+fi
+summary
