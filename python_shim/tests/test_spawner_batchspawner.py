@@ -213,3 +213,15 @@ def test_end_to_end_with_real_bridge(bridge_bin, sandbox, shared_tmp, tmp_path, 
         assert spawner.job_id == ""
 
     asyncio.run(asyncio.wait_for(main(), 240))
+
+
+def test_readme_config_names_only_real_traits():
+    from test_service import readme_config
+
+    config = Config()
+    exec(compile(readme_config(), "README.md:jupyterhub_config.py", "exec"),
+         {"get_config": lambda: config, "__file__": "jupyterhub_config.py"})
+    traits = set(BridgeSlurmSpawner.class_trait_names(config=True))
+    assert set(config.BridgeSlurmSpawner) <= traits, set(config.BridgeSlurmSpawner) - traits
+    spawner = make(config, name="alice.proj1")
+    assert spawner.exec_prefix.startswith("/usr/local/bin/slurm-ssh-bridge --config ")
