@@ -288,7 +288,7 @@ const std::vector<Key>& keys() {
     t.push_back(int_key("pool.channels_per_connection", SSB_REF(pool.channels_per_connection), 1, 1024,
                         "Concurrent channels per connection; keep below sshd's MaxSessions (default 10)."));
     t.push_back(int_key("pool.queue_size", SSB_REF(pool.queue_size), 0, kMaxInt,
-                        "Requests that may wait for a free channel before new ones are refused as overloaded."));
+                        "Requests that may wait, beyond the free channels, before new ones are refused as overloaded."));
     t.push_back(int_key("pool.queue_timeout_s", SSB_REF(pool.queue_timeout_s), 1, 3600,
                         "Seconds a request may wait for a free channel."));
     t.push_back(int_key("pool.reconnect_min_ms", SSB_REF(pool.reconnect_min_ms), 1, 3600000,

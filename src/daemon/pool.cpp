@@ -27,8 +27,7 @@ void Pool::enqueue(std::shared_ptr<Job> job) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) {
       refusal = Error{Errc::shutting_down, "the daemon is shutting down; retry shortly"};
-    } else if (queue_.size() >= static_cast<std::size_t>(config_.pool.queue_size) &&
-               running_ >= static_cast<std::size_t>(config_.pool.connections * config_.pool.channels_per_connection)) {
+    } else if (queue_.size() >= static_cast<std::size_t>(config_.pool.queue_size) + free_channels()) {
       refusal = Error{Errc::overloaded,
                       fmt::format("{} requests already wait for a free channel (pool.queue_size = {}); retry later",
                                   queue_.size(), config_.pool.queue_size)};
@@ -43,6 +42,14 @@ void Pool::enqueue(std::shared_ptr<Job> job) {
     return;
   }
   wake_all();
+}
+
+std::size_t Pool::free_channels() const {
+  // Queued requests that a free channel will take at once do not count as
+  // waiting: the bound applies to those beyond the pool's capacity.
+  auto total = static_cast<std::size_t>(config_.pool.connections) *
+               static_cast<std::size_t>(config_.pool.channels_per_connection);
+  return total > running_ ? total - running_ : 0;
 }
 
 std::size_t Pool::pending() const {

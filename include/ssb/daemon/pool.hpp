@@ -53,7 +53,8 @@ class Pool {
   void start();
 
   // Queues a validated request. Refuses it (done(overloaded), immediately)
-  // when pool.queue_size requests already wait, or when stopping.
+  // when pool.queue_size requests already wait beyond the free channels, or
+  // (done(shutting_down)) when stopping.
   void enqueue(std::shared_ptr<Job> job);
 
   // Requests queued or running.
@@ -77,6 +78,7 @@ class Pool {
   void fail_queued(const Error& error);  // every worker is down: fail fast instead of waiting
   bool has_queued() const;
   void wake_all();
+  std::size_t free_channels() const;  // mutex_ held
 
   const config::Config& config_;
   Stats stats_;
