@@ -63,6 +63,16 @@ Response from_remote(const Request& request, RemoteOutcome outcome) {
   r.op = request.op;
   r.user = request.user;
   r.job_id = request.job_id;
+  if (outcome.exit_status != 0 && outcome.err.rfind("sudo: ", 0) == 0) {
+    // sudo itself refused (not in sudoers, wrapper missing, password
+    // required): the wrapper never ran, so its "output" must not reach
+    // batchspawner, which would read it as "job gone" and end the session.
+    r.error = Error{Errc::auth,
+                    fmt::format("sudo on the login host refused to run the {} wrapper as {}: {}; check the sudoers "
+                                "rules for the service account and that the user is in the allowed group",
+                                to_string(request.op), request.user, printable(first_line(outcome.err)))};
+    return r;
+  }
   if (outcome.exit_status != 0) {
     std::string detail = first_line(outcome.err);
     if (detail.empty()) detail = first_line(outcome.out);

@@ -114,9 +114,10 @@ expect_exit 1 bridge --json --user alice.proj1 query 999999
 expect_match "$STDOUT" '"code":"remote_failed"' "json error code"
 expect_match "$STDOUT" '"exit_status":1' "json exit status"
 
-test_case "a user outside jupyterusers is refused by sudo, which never prompts"
-expect_exit 1 bridge --user mallory.other query 1
-expect_match "$STDERR" 'sudo: .*(password is required|not allowed|may not run)' "sudo's refusal on stderr"
+test_case "a user outside jupyterusers is refused by sudo, which never prompts; batchspawner reads it as unknown"
+expect_exit 255 bridge --user mallory.other query 1
+expect_match "$STDERR" '^slurm-ssh-bridge: auth: sudo on the login host refused to run the query wrapper as mallory\.other: sudo: (a password is required|.*not allowed)' "sudo's refusal as one bridge line"
+expect_eq "$(wc -l <<<"$STDERR")" "1" "exactly one stderr line"
 
 test_case "invalid users and job ids are refused before any connection"
 before=$(accepted_logins)

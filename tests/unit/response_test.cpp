@@ -45,3 +45,18 @@ TEST_CASE("from_remote: success and failure shapes") {
   auto nojob = from_remote(s, RemoteOutcome{0, "hello\n", ""});
   CHECK_FALSE(nojob.ok());
 }
+
+TEST_CASE("from_remote: sudo's own refusal is a bridge error, not wrapper output") {
+  Request q{Op::query, "mallory", "42", "", {}};
+  auto r = from_remote(q, RemoteOutcome{1, "", "sudo: a password is required\n"});
+  REQUIRE(r.error);
+  CHECK(r.error->code == Errc::auth);
+  CHECK_FALSE(r.remote.has_value());
+  CHECK(r.error->message ==
+        "sudo on the login host refused to run the query wrapper as mallory: sudo: a password is required; check the "
+        "sudoers rules for the service account and that the user is in the allowed group");
+  // A wrapper's own failure still passes through.
+  auto w = from_remote(q, RemoteOutcome{2, "", "slurmspawner_squeue: SLURMSPAWNER_JOB_ID is not set\n"});
+  CHECK(w.remote.has_value());
+  CHECK(w.error->code == Errc::remote_failed);
+}
