@@ -148,6 +148,7 @@ NOT_UNKNOWN_CODES = sorted(set(commands.ERROR_CODES) - set(commands.STATE_UNKNOW
 @pytest.mark.parametrize("line", UNKNOWN_LINES + [
     "slurm_load_jobs error: Socket timed out on send/recv operation",
     "slurm_load_jobs error: Unable to contact slurm controller (connect failure)",
+    "slurm_load_jobs error: Protocol authentication error",
     "slurm-ssh-bridge: transport: connect to 127.0.0.1:2222 failed: Connection refused\nmore detail",
 ])
 def test_state_unknown_matches(line):

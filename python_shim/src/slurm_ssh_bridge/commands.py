@@ -83,10 +83,12 @@ STATE_UNKNOWN_CODES = (
 SLURM_STATE_PENDING_RE = r"^(?:PENDING|CONFIGURING)"
 SLURM_STATE_RUNNING_RE = r"^(?:RUNNING|COMPLETING)"
 SLURM_STATE_EXECHOST_RE = r"\s+((?:[\w_-]+\.?)+)$"
-SLURM_STATE_UNKNOWN_RE = (
-    r"^slurm_load_jobs error: "
-    r"(?:Socket timed out on send/recv|Unable to contact slurm controller)"
-)
+#: Slurm's "could not answer about this job" text. batchspawner's default
+#: lists two messages; every ``slurm_load_jobs error`` except "Invalid job id
+#: specified" (the job is really gone) says the controller could not answer
+#: (munge down: "Protocol authentication error", timeouts, ...), so a session
+#: must not end on it.
+SLURM_STATE_UNKNOWN_RE = r"^slurm_load_jobs error: (?!Invalid job id specified)"
 
 #: Matches the bridge's own failure line for the "state unknown" codes.
 BRIDGE_STATE_UNKNOWN_RE = r"^slurm-ssh-bridge: (?:%s):" % "|".join(STATE_UNKNOWN_CODES)
