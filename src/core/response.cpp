@@ -28,6 +28,15 @@ bool host_like(const std::string& s) {
   return true;
 }
 
+// The response skeleton every outcome starts from.
+Response for_request(const Request& request) {
+  Response r;
+  r.op = request.op;
+  r.user = request.user;
+  r.job_id = request.job_id;
+  return r;
+}
+
 }  // namespace
 
 std::optional<std::string> parse_submit_output(const std::string& out) {
@@ -59,10 +68,7 @@ std::optional<QueryState> parse_query_output(const std::string& out) {
 }
 
 Response from_remote(const Request& request, RemoteOutcome outcome) {
-  Response r;
-  r.op = request.op;
-  r.user = request.user;
-  r.job_id = request.job_id;
+  Response r = for_request(request);
   if (outcome.exit_status != 0 && outcome.err.rfind("sudo: ", 0) == 0) {
     // sudo itself refused (not in sudoers, wrapper missing, password
     // required): the wrapper never ran, so its "output" must not reach
@@ -98,10 +104,7 @@ Response from_remote(const Request& request, RemoteOutcome outcome) {
 }
 
 Response from_error(const Request& request, Error error) {
-  Response r;
-  r.op = request.op;
-  r.user = request.user;
-  r.job_id = request.job_id;
+  Response r = for_request(request);
   r.error = std::move(error);
   return r;
 }
