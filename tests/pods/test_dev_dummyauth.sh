@@ -98,6 +98,11 @@ check "the bridge's private key is installed with mode 0600" \
   test "$(podman exec "$HUB" stat -c %a /run/slurm-ssh-bridge/keys/ssh_client_key)" = 600
 
 # --- the job round trip, from inside the JupyterHub container -------------------
+# read_job_output [--remove] PATH: the job's output file, in the Slurm container.
+read_job_output() {
+  if [[ $1 == --remove ]]; then podman exec "$SLURM" rm -f -- "$2"; else podman exec "$SLURM" cat -- "$1"; fi
+}
+export READ_JOB_OUTPUT=read_job_output
 restart_hub() {
   podman restart -t 10 "$HUB" >/dev/null || { log "podman restart $HUB failed"; return 1; }
   wait_for 90 hub_api_ok

@@ -136,6 +136,11 @@ check "the bridge config names the external login host" \
   podman exec "$HUB" grep -qx "port = ${SSH_PORT}" /etc/slurm-ssh-bridge/config.toml
 
 # --- the job round trip, from inside the JupyterHub container -------------------
+# read_job_output [--remove] PATH: the job's output file (the sandbox's jobs run on this host).
+read_job_output() {
+  if [[ $1 == --remove ]]; then rm -f -- "$2"; else cat -- "$1"; fi
+}
+export READ_JOB_OUTPUT=read_job_output
 restart_hub() {
   podman restart -t 10 "$HUB" >/dev/null || { log "podman restart $HUB failed"; return 1; }
   wait_for 90 hub_api_ok
