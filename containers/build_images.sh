@@ -153,7 +153,25 @@ build_slurm() {
   ssb_log "built ${image} in $((SECONDS - t0)) s"
 }
 
+# prune_superseded KIND: remove untagged images that earlier runs of this
+# script built for KIND (labelled io.slurm-ssh-bridge.stage=KIND-…), keeping
+# the newest untagged one of each intermediate stage as the build cache.
+# Images of other projects are never touched.
+prune_superseded() {
+  local kind=$1 label ids keep
+  for label in "${kind}-bridge-builder" "${kind}-stage-base" "${kind}-stage-dev" "${kind}-stage-prod"; do
+    mapfile -t ids < <(podman images --filter dangling=true --filter "label=io.slurm-ssh-bridge.stage=${label}" \
+      --format '{{.CreatedAt}}|{{.ID}}' | sort -r | cut -d'|' -f2)
+    keep=1
+    [[ $label == *-stage-dev || $label == *-stage-prod ]] && keep=0
+    local id
+    for id in "${ids[@]:keep}"; do
+      podman rmi "$id" >/dev/null 2>&1 || true
+    done
+  done
+}
+
 T0=$SECONDS
-for w in "${WANT[@]}"; do "build_${w}"; done
+for w in "${WANT[@]}"; do "build_${w}"; prune_superseded "$w"; done
 for n in "${NOTICES[@]}"; do ssb_notice "$n"; done
 ssb_log "done in $((SECONDS - T0)) s"
