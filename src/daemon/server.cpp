@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "ssb/daemon/connection.hpp"
 #include "ssb/util/log.hpp"
@@ -31,6 +33,17 @@ bool socket_answers(const std::string& path) {
   bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
   return ok;
+}
+
+// VmRSS and VmHWM (peak) of this process, in KiB.
+std::pair<long, long> memory_kib() {
+  std::ifstream in("/proc/self/status");
+  long rss = -1, hwm = -1;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = std::stol(line.substr(6));
+    if (line.rfind("VmHWM:", 0) == 0) hwm = std::stol(line.substr(6));
+  }
+  return {rss, hwm};
 }
 
 }  // namespace
@@ -145,6 +158,9 @@ nlohmann::json Server::status() const {
   auto j = pool_.status();
   j["clients"] = connections_.size();
   j["pid"] = ::getpid();
+  auto [rss, hwm] = memory_kib();
+  j["rss_kib"] = rss;
+  j["peak_rss_kib"] = hwm;
   j["socket"] = config_.daemon.socket;
   j["stopping"] = stopping_;
   return j;

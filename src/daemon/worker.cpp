@@ -18,6 +18,10 @@ namespace {
 // the configured one is tried again (MaxSessions may have been raised).
 constexpr auto kCapacityHold = std::chrono::seconds(30);
 constexpr int kMaxPollMs = 250;
+// How long a finished channel may wait for the server's CLOSE before it no
+// longer counts against our capacity.
+constexpr auto kCloseWait = std::chrono::seconds(2);
+constexpr auto kTightGrace = std::chrono::milliseconds(20);
 }  // namespace
 
 Worker::Worker(Pool& pool, int index)
@@ -128,6 +132,7 @@ void Worker::drop_session(const Error& why, Clock::time_point now) {
   if (!session_) return;
   log::warn(fmt::format("conn={} connection lost: {}", index_, why.message));
   active_.clear();  // Execs close their channels before the session goes
+  closing_.clear();
   ssh_event_remove_session(event_, session_->raw());
   session_.reset();
   pool_.connected_.fetch_sub(1);
@@ -215,14 +220,14 @@ void Worker::step_all(Clock::time_point now) {
         ++refused_channels_;
         capacity_reported_ = capacity_;
       }
-      if (active_.size() > 1) {
-        log::write(capacity_ != before ? log::Level::info : log::Level::debug,
-                   fmt::format("conn={} sshd refused a channel with {} open; capacity now {}", index_, open_now,
-                               capacity_));
-        pool_.requeue_front(a.job);
-        it = active_.erase(it);
-        continue;
-      }
+      log::write(capacity_ != before ? log::Level::info : log::Level::debug,
+                 fmt::format("conn={} sshd refused a channel with {} open; capacity now {}", index_, open_now,
+                             capacity_));
+      // Not this request's failure: it waits for a channel like any other
+      // (bounded by its queue deadline).
+      pool_.requeue_front(a.job);
+      it = active_.erase(it);
+      continue;
     }
     if (!result && !session_->connected()) {
       lost = true;
@@ -233,11 +238,28 @@ void Worker::step_all(Clock::time_point now) {
       }
     }
     complete(a, std::move(result));
+    closing_.push_back({std::move(a.exec), now + kCloseWait, {}});
     it = active_.erase(it);
   }
   int open_now = 0;
   for (const auto& a : active_) open_now += a.exec->channel_open() ? 1 : 0;
   peak_open_ = std::max(peak_open_, open_now);
+  // Channels we finished with leave the server's count when it closes them.
+  // When sshd's MaxSessions is known to be tight (a refusal lowered our
+  // capacity), a released channel still counts for a short grace: sshd frees
+  // the slot only after its next garbage-collection pass, and an open sent
+  // right behind our CLOSE would be refused.
+  const bool tight = capacity_ < pool_.config_.pool.channels_per_connection;
+  for (auto& c : closing_) {
+    if (c.exec->released() && c.released_at == Clock::time_point{}) c.released_at = now;
+  }
+  closing_.erase(std::remove_if(closing_.begin(), closing_.end(),
+                                [&](const Closing& c) {
+                                  if (now >= c.give_up) return true;
+                                  if (c.released_at == Clock::time_point{}) return false;
+                                  return !tight || now >= c.released_at + kTightGrace;
+                                }),
+                 closing_.end());
   if (!lost && !session_->connected()) lost = true;
   if (lost) {
     // Everything still running on this session failed with it.
@@ -255,6 +277,7 @@ void Worker::step_all(Clock::time_point now) {
 
 int Worker::poll_timeout_ms(Clock::time_point now) const {
   auto wait = std::chrono::milliseconds(kMaxPollMs);
+  if (!closing_.empty()) wait = std::min(wait, std::chrono::milliseconds(5));
   if (session_ && hold_until_ > now) {
     wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(hold_until_ - now) +
                               std::chrono::milliseconds(1));
@@ -280,12 +303,12 @@ void Worker::run() {
         std::lock_guard<std::mutex> lock(status_mutex_);
         capacity_reported_ = capacity_;
       }
-      while (static_cast<int>(active_.size()) < capacity_ && now >= hold_until_) {
+      while (static_cast<int>(active_.size() + closing_.size()) < capacity_ && now >= hold_until_) {
         auto job = pool_.take(now, session_opened_);
         if (!job) break;
         start_job(std::move(job), now);
       }
-      if (!active_.empty()) step_all(now);
+      if (!active_.empty() || !closing_.empty()) step_all(now);
       if (session_ && active_.empty() && now - last_activity_ >= keepalive) {
         // Keeps NAT and firewall state alive on an idle connection; a dead
         // peer shows up as a read error on the next poll.
@@ -322,6 +345,7 @@ void Worker::run() {
     }
   }
   active_.clear();
+  closing_.clear();
   if (session_) {
     ssh_event_remove_session(event_, session_->raw());
     session_.reset();

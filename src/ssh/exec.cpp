@@ -153,7 +153,9 @@ void Exec::step(Session& session) {
     bool have_exit = exit_status_.has_value() || !exit_signal_.empty();
     if (have_exit && (got_eof_ || got_close_)) {
       phase_ = Phase::done;
-      close_channel();
+      // Send our CLOSE but keep the channel until the server's CLOSE: sshd
+      // counts the session against MaxSessions until both have crossed.
+      if (ssh_channel_is_open(channel_)) ssh_channel_close(channel_);
       return;
     }
     if (got_close_ || !session.connected() || (channel_ && ssh_channel_is_closed(channel_) && !have_exit)) {
@@ -163,6 +165,8 @@ void Exec::step(Session& session) {
     }
   }
 }
+
+bool Exec::released() const { return channel_ == nullptr || got_close_; }
 
 Result<core::RemoteOutcome> Exec::take_result() {
   if (phase_ == Phase::failed) return error_.value_or(Error{Errc::internal, "command failed"});

@@ -38,6 +38,12 @@ class Worker {
     Clock::time_point deadline;
   };
 
+  struct Closing {
+    std::unique_ptr<ssh::Exec> exec;
+    Clock::time_point give_up;
+    Clock::time_point released_at;  // when the server's CLOSE arrived
+  };
+
   void run();
   void connect(Clock::time_point now);
   void drop_session(const Error& why, Clock::time_point now);
@@ -59,6 +65,7 @@ class Worker {
 
   std::unique_ptr<ssh::Session> session_;
   std::vector<Active> active_;
+  std::vector<Closing> closing_;  // finished, waiting for the server's CLOSE
   int capacity_;
   Clock::time_point capacity_reset_{};
   Clock::time_point hold_until_{};  // after a refused channel: open nothing new before this

@@ -42,6 +42,10 @@ class Exec {
   // True once the server accepted the channel (it counts against MaxSessions).
   bool channel_open() const { return phase_ != Phase::open && phase_ != Phase::failed; }
 
+  // After finished(): true once the server has closed the channel too, so
+  // it no longer counts against the server's MaxSessions.
+  bool released() const;
+
   // Gives up (deadline passed, shutdown): closes the channel.
   void abort(Error why);
 
