@@ -13,7 +13,7 @@ bridge() {
 # job_state CONTAINER USER JOB: the query output (state and node), or the
 # bridge's error line.
 job_state() {
-  bridge "$1" --user "$2" query "$3" </dev/null 2>&1 | head -n 1
+  bridge "$1" --user "$2" query "$3" </dev/null 2>&1 | head -n 1 || true
 }
 
 is_running() { [[ $(job_state "$@") =~ ^RUNNING[[:space:]]+[^[:space:]]+$ ]]; }
