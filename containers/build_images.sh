@@ -75,8 +75,10 @@ stage_sources() {
       || ssb_die "--source-ref ${SOURCE_REF} is not a commit of ${SSB_REPO_ROOT}"
     local tmp
     tmp=$(mktemp -d "${BUILD_DIR}/archive.XXXXXX")
-    git -C "$SSB_REPO_ROOT" archive "$SOURCE_REF" -- "${paths[@]}" 2>/dev/null | tar -x -C "$tmp" \
-      || git -C "$SSB_REPO_ROOT" archive "$SOURCE_REF" | tar -x -C "$tmp"
+    local present
+    mapfile -t present < <(git -C "$SSB_REPO_ROOT" ls-tree --name-only "$SOURCE_REF" -- "${paths[@]}")
+    ((${#present[@]})) || ssb_die "${SOURCE_REF} holds none of: ${paths[*]}"
+    git -C "$SSB_REPO_ROOT" archive "$SOURCE_REF" -- "${present[@]}" | tar -x -C "$tmp"
     ssb_log "stage-prod sources: git archive ${SOURCE_REF} ($(git -C "$SSB_REPO_ROOT" rev-parse --short "$SOURCE_REF"))"
     src_root=$tmp
   else
