@@ -107,6 +107,13 @@ stage_sources() {
   [[ -f ${dest}/bridge-src/CMakeLists.txt ]] || ssb_die "no CMakeLists.txt in the sources: cannot build the bridge"
 }
 
+build_failed() {
+  if [[ $OFFLINE == 1 ]]; then
+    ssb_die "podman build of $1 failed (see the output above)"
+  fi
+  ssb_die "podman build of $1 failed (see above). Without a reachable container registry and Python package index, build with --offline"
+}
+
 build_jupyterhub() {
   local image ctx
   image=$(ssb_image_name jupyterhub "$STAGE")
@@ -133,7 +140,7 @@ build_jupyterhub() {
   ssb_log "building ${image} (${STAGE}) from ${ctx}"
   local t0=$SECONDS
   podman build --network host "${OFFLINE_ARGS[@]}" "${args[@]}" --target "$STAGE" \
-    -f "${ctx}/jupyterhub/Containerfile" -t "$image" "$ctx" >&2
+    -f "${ctx}/jupyterhub/Containerfile" -t "$image" "$ctx" >&2 || build_failed "$image"
   ssb_log "built ${image} in $((SECONDS - t0)) s"
 }
 
@@ -151,7 +158,7 @@ build_slurm() {
   ssb_log "building ${image} (${STAGE})"
   local t0=$SECONDS
   podman build --network host "${OFFLINE_ARGS[@]}" "${args[@]}" --target "$STAGE" \
-    -f "${C}/slurm/Containerfile" -t "$image" "${C}/slurm" >&2
+    -f "${C}/slurm/Containerfile" -t "$image" "${C}/slurm" >&2 || build_failed "$image"
   ssb_log "built ${image} in $((SECONDS - t0)) s"
 }
 
