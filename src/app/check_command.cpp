@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ssb/app/commands.hpp"
+#include "ssb/protocol/json.hpp"
 #include "ssb/core/validate.hpp"
 #include "ssb/remote/command.hpp"
 #include "ssb/ssh/exec.hpp"
@@ -46,7 +47,7 @@ class Report {
   }
   int finish() {
     if (json_) {
-      out_ << nlohmann::json{{"ok", !failed_}, {"steps", steps_}}.dump() << '\n';
+      out_ << protocol::to_line(nlohmann::json{{"ok", !failed_}, {"steps", steps_}}) << '\n';
     } else {
       out_ << (failed_ ? "verdict: FAILED (fix the first [FAIL] above)\n" : "verdict: all checks passed\n");
     }

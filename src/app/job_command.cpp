@@ -59,18 +59,19 @@ int run_request_command(const config::Config& config, Io& io) {
   nlohmann::json id;
   auto parsed = protocol::parse_request(line, static_cast<std::size_t>(config.daemon.max_line_bytes), id);
   if (!parsed) {
-    io.out << protocol::error_envelope(id, parsed.error()).dump() << '\n';
+    io.out << protocol::to_line(protocol::error_envelope(id, parsed.error())) << '\n';
     return exit_status_for(parsed.error().code);
   }
   auto& request = parsed->request;
   if (request.op == core::Op::status) {
     auto status = client::daemon_status(config);
     if (!status) {
-      io.out << protocol::error_envelope(id, status.error()).dump() << '\n';
+      io.out << protocol::to_line(protocol::error_envelope(id, status.error())) << '\n';
       return exit_status_for(status.error().code);
     }
     status->erase("ok");
-    io.out << nlohmann::json{{"v", protocol::kVersion}, {"id", id}, {"ok", true}, {"status", *status}}.dump() << '\n';
+    io.out << protocol::to_line(nlohmann::json{{"v", protocol::kVersion}, {"id", id}, {"ok", true}, {"status", *status}})
+           << '\n';
     return 0;
   }
   core::Response response;
@@ -79,7 +80,7 @@ int run_request_command(const config::Config& config, Io& io) {
   } else {
     response = make_executor(config)->execute(request);
   }
-  io.out << protocol::response_envelope(id, response).dump() << '\n';
+  io.out << protocol::to_line(protocol::response_envelope(id, response)) << '\n';
   if (response.remote) return response.remote->exit_status;
   return response.ok() ? 0 : exit_status_for(response.error->code);
 }

@@ -18,7 +18,7 @@ std::string failure_line(const Error& error) {
 
 int print_response(const core::Response& r, bool json, std::ostream& out, std::ostream& err) {
   if (json) {
-    out << protocol::response_to_json(r).dump() << '\n';
+    out << protocol::to_line(protocol::response_to_json(r)) << '\n';
     out.flush();
     if (r.remote) return r.remote->exit_status;
     return r.ok() ? 0 : exit_status_for(r.error->code);
@@ -40,9 +40,8 @@ int print_response(const core::Response& r, bool json, std::ostream& out, std::o
 
 int print_failure(const Error& error, bool json, std::ostream& out, std::ostream& err) {
   if (json) {
-    out << nlohmann::json{{"ok", false},
-                          {"error", {{"code", std::string(to_string(error.code))}, {"message", error.message}}}}
-               .dump()
+    out << protocol::to_line(nlohmann::json{
+               {"ok", false}, {"error", {{"code", std::string(to_string(error.code))}, {"message", error.message}}}})
         << '\n';
   } else {
     err << failure_line(error);

@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include "ssb/app/commands.hpp"
+#include "ssb/protocol/json.hpp"
 #include "ssb/app/output.hpp"
 #include "ssb/client/daemon_client.hpp"
 #include "ssb/daemon/server.hpp"
@@ -20,7 +21,7 @@ int run_serve_command(const config::Config& config, Io& io) {
 int run_status_command(const config::Config& config, Io& io) {
   auto status = client::daemon_status(config);
   if (!status) return print_failure(status.error(), true, io.out, io.err);
-  io.out << status->dump() << '\n';
+  io.out << protocol::to_line(*status) << '\n';
   return 0;
 }
 

@@ -112,11 +112,23 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
     return r;
   };
 
+  // The protocol carries text: a script or value that is not UTF-8 could
+  // only arrive altered. Run it directly, or refuse in daemon-only mode.
+  bool text_ok = protocol::valid_utf8(request.script);
+  for (const auto& [name, value] : request.env) text_ok = text_ok && protocol::valid_utf8(value);
+  if (!text_ok) {
+    if (auto_mode) return fallback();
+    return failed(Error{Errc::bad_request,
+                        fmt::format("the job script or a forwarded variable of user {} is not valid UTF-8, which the "
+                                    "daemon protocol cannot carry unchanged; use --mode direct",
+                                    request.user)});
+  }
+
   auto socket = DaemonSocket::connect(config_);
   if (!socket) return auto_mode ? fallback() : failed(socket.error());
 
   bool sent = false;
-  auto line = protocol::request_to_json("cli", request).dump();
+  auto line = protocol::to_line(protocol::request_to_json("cli", request));
   if (auto st = socket->send_line(line, sent); !st) {
     if (auto_mode && (!sent || request.op != core::Op::submit)) return fallback();
     if (sent && request.op == core::Op::submit) {

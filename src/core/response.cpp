@@ -69,7 +69,10 @@ std::optional<QueryState> parse_query_output(const std::string& out) {
 
 Response from_remote(const Request& request, RemoteOutcome outcome) {
   Response r = for_request(request);
-  if (outcome.exit_status != 0 && outcome.err.rfind("sudo: ", 0) == 0) {
+  const bool sudo_refused =
+      outcome.err.rfind("sudo: ", 0) == 0 ||
+      (outcome.err.rfind("Sorry, user ", 0) == 0 && outcome.err.find(" is not allowed to execute ") != std::string::npos);
+  if (outcome.exit_status != 0 && sudo_refused) {
     // sudo itself refused (not in sudoers, wrapper missing, password
     // required): the wrapper never ran, so its "output" must not reach
     // batchspawner, which would read it as "job gone" and end the session.

@@ -32,10 +32,9 @@ void Connection::do_read() {
       if (ec == asio::error::not_found) {
         // The line outgrew daemon.max_line_bytes: answer, then hang up,
         // since the rest of the stream cannot be framed any more.
-        send(protocol::error_envelope(nullptr, Error{Errc::bad_request,
-                                                     fmt::format("request line is longer than daemon.max_line_bytes = {}",
-                                                                 server_.config().daemon.max_line_bytes)})
-                 .dump());
+        send(protocol::to_line(protocol::error_envelope(
+            nullptr, Error{Errc::bad_request, fmt::format("request line is longer than daemon.max_line_bytes = {}",
+                                                          server_.config().daemon.max_line_bytes)})));
         buffer_.consume(buffer_.size());
       }
       if (idle()) {
@@ -49,7 +48,15 @@ void Connection::do_read() {
     buffer_.consume(n);
     line.pop_back();
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) handle_line(std::move(line));
+    if (!line.empty()) {
+      try {
+        handle_line(std::move(line));
+      } catch (const std::exception& e) {
+        // A bug must cost one request, never the daemon.
+        log::error(fmt::format("client {}: internal error while handling a request: {}", number_, e.what()));
+        send(protocol::to_line(protocol::error_envelope(nullptr, Error{Errc::internal, "internal error; see the daemon log"})));
+      }
+    }
     do_read();
   });
 }
@@ -60,7 +67,7 @@ void Connection::handle_line(std::string line) {
   std::string log_id = fmt::format("{}.{}", number_, ++next_request_);
   if (!parsed) {
     log::info(fmt::format("req={} op=? outcome={} ({})", log_id, to_string(parsed.error().code), parsed.error().message));
-    send(protocol::error_envelope(id, parsed.error()).dump());
+    send(protocol::to_line(protocol::error_envelope(id, parsed.error())));
     return;
   }
   auto& request = parsed->request;
@@ -69,23 +76,23 @@ void Connection::handle_line(std::string line) {
     j.erase("error");
     j["ok"] = true;
     j["status"] = server_.status();
-    send(j.dump());
+    send(protocol::to_line(j));
     return;
   }
   if (auto st = core::validate(request, server_.config()); !st) {
     log::info(fmt::format("req={} op={} outcome={}", log_id, core::to_string(request.op), to_string(st.error().code)));
-    send(protocol::response_envelope(id, core::from_error(request, st.error())).dump());
+    send(protocol::to_line(protocol::response_envelope(id, core::from_error(request, st.error()))));
     return;
   }
   auto job = std::make_shared<Job>();
   job->request = std::move(request);
   job->log_id = id.is_string() ? fmt::format("{}/{}", log_id, core::printable(id.get<std::string>()))
-                               : fmt::format("{}/{}", log_id, id.dump());
+                               : fmt::format("{}/{}", log_id, protocol::to_line(id));
   auto self = shared_from_this();
   auto& io = server_.io();
   job->done = [self, id, &io](core::Response response) {
     // Runs on a worker thread: serialise here, hand the bytes to the io thread.
-    auto text = protocol::response_envelope(id, response).dump();
+    auto text = protocol::to_line(protocol::response_envelope(id, response));
     asio::post(io, [self, text = std::move(text)]() mutable {
       --self->outstanding_;
       self->send(std::move(text));

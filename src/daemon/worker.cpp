@@ -22,6 +22,7 @@ constexpr int kMaxPollMs = 250;
 // longer counts against our capacity.
 constexpr auto kCloseWait = std::chrono::seconds(2);
 constexpr auto kTightGrace = std::chrono::milliseconds(20);
+constexpr auto kConnectSpacing = std::chrono::milliseconds(250);
 }  // namespace
 
 Worker::Worker(Pool& pool, int index)
@@ -79,6 +80,11 @@ void Worker::connect(Clock::time_point now) {
   // turns into a burst of handshakes against sshd's MaxStartups.
   std::lock_guard<std::mutex> serial(pool_.connect_mutex_);
   if (stop_) return;
+  // sshd counts a connection against MaxStartups until its child reports
+  // the login done, a moment after we see authentication succeed: leave a
+  // gap after the previous connection before starting the next.
+  auto since = Clock::now() - pool_.last_connected_;
+  if (since < kConnectSpacing) std::this_thread::sleep_for(kConnectSpacing - since);
   set_state("connecting");
   const auto& config = pool_.config_;
   auto endpoint = ssh::Endpoint::from_config(config);
@@ -112,6 +118,7 @@ void Worker::connect(Clock::time_point now) {
   }
   session_ = std::move(*session);
   session_opened_ = Clock::now();
+  pool_.last_connected_ = session_opened_;
   peak_open_ = 0;
   hold_until_ = Clock::time_point{};
   ssh_event_add_session(event_, session_->raw());
@@ -291,8 +298,26 @@ int Worker::poll_timeout_ms(Clock::time_point now) const {
 void Worker::run() {
   event_ = ssh_event_new();
   ssh_event_add_fd(event_, wake_fd_, POLLIN, &Worker::on_wake, this);
-  const auto keepalive = std::chrono::seconds(pool_.config_.ssh.keepalive_interval_s);
   while (!stop_) {
+    try {
+      iterate();
+    } catch (const std::exception& e) {
+      // A bug must not take the pool down: fail what runs here, start over.
+      log::error(fmt::format("conn={} internal error: {}", index_, e.what()));
+      for (auto& a : active_) {
+        pool_.finish(a.job, core::from_error(a.job->request, Error{Errc::internal, "internal error; see the daemon log"}),
+                     index_);
+      }
+      active_.clear();
+      drop_session(Error{Errc::internal, e.what()}, Clock::now());
+    }
+  }
+  shutdown_jobs();
+}
+
+void Worker::iterate() {
+  const auto keepalive = std::chrono::seconds(pool_.config_.ssh.keepalive_interval_s);
+  {
     auto now = Clock::now();
     // Connections are opened lazily: only when work waits.
     if (!session_ && now >= next_connect_ && pool_.has_queued()) connect(now);
@@ -327,6 +352,9 @@ void Worker::run() {
       }
     }
   }
+}
+
+void Worker::shutdown_jobs() {
   // Shutdown: whatever still runs is reported, never silently dropped.
   for (auto& a : active_) {
     a.exec->abort(Error{Errc::shutting_down, "the daemon stopped before the command finished"});

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "ssb/core/validate.hpp"
+
 namespace ssb::protocol {
 
 using nlohmann::json;
@@ -24,6 +26,30 @@ Result<std::string> string_field(const json& obj, const char* name, bool require
 
 }  // namespace
 
+std::string to_line(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+bool valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    auto c = static_cast<unsigned char>(text[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > text.size()) return false;
+    std::uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+    for (std::size_t k = 1; k < n; ++k) {
+      auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // overlong forms, surrogates, beyond U+10FFFF
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
 Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, json& id_out) {
   id_out = nullptr;
   if (line.size() > max_bytes) {
@@ -41,9 +67,14 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   };
   try {
     obj = json::parse(line.begin(), line.end(), limit_depth, /*allow_exceptions=*/true);
-  } catch (const json::exception& e) {
+  } catch (const json::parse_error& e) {
     if (depth_exceeded) return bad(fmt::format("request nests deeper than {} levels", kMaxDepth));
-    return bad(fmt::format("request is not valid JSON: {}", e.what()));
+    // Never e.what(): it quotes the bytes it read, which may be a token or
+    // invalid UTF-8.
+    return bad(fmt::format("request is not valid JSON (or not UTF-8): parse error at byte {}", e.byte));
+  } catch (const json::exception&) {
+    if (depth_exceeded) return bad(fmt::format("request nests deeper than {} levels", kMaxDepth));
+    return bad("request is not valid JSON");
   }
   if (depth_exceeded) return bad(fmt::format("request nests deeper than {} levels", kMaxDepth));
   if (!obj.is_object()) return bad("request must be a JSON object");
@@ -51,7 +82,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
 
   static const std::set<std::string> known{"v", "id", "op", "user", "job_id", "script", "env"};
   for (const auto& [key, value] : obj.items()) {
-    if (!known.count(key)) return bad(fmt::format("request has unknown field \"{}\"", key.substr(0, 64)));
+    if (!known.count(key)) return bad(fmt::format("request has unknown field \"{}\"", core::printable(key)));
   }
   auto v = obj.find("v");
   if (v == obj.end() || !v->is_number_integer() || v->get<std::int64_t>() != kVersion) {
@@ -64,7 +95,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   auto op = string_field(obj, "op", true);
   if (!op) return op.error();
   if (!core::op_from_string(*op, wr.request.op)) {
-    return bad(fmt::format("unknown op \"{}\"; expected submit, query, cancel or status", op->substr(0, 64)));
+    return bad(fmt::format("unknown op \"{}\"; expected submit, query, cancel or status", core::printable(*op)));
   }
   auto user = string_field(obj, "user", false);
   if (!user) return user.error();

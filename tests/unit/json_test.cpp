@@ -102,3 +102,35 @@ TEST_CASE("protocol: responses round-trip") {
   REQUIRE(parsed.ok());
   CHECK(parsed->request.script == "s");
 }
+
+TEST_CASE("protocol: parse errors never echo request bytes (tokens, invalid UTF-8)") {
+  json id;
+  auto truncated = parse_request(R"({"v":1,"id":1,"op":"submit","user":"a","script":"x","env":{"T":"ssbsecret-tok)", 1 << 20, id);
+  REQUIRE_FALSE(truncated.ok());
+  CHECK(truncated.error().message.find("ssbsecret") == std::string::npos);
+  CHECK(truncated.error().message.rfind("request is not valid JSON (or not UTF-8): parse error at byte ", 0) == 0);
+
+  auto bad_utf8 = parse_request("{\"v\":1,\"id\":1,\"op\":\"query\",\"user\":\"a\xff\xfe\",\"job_id\":\"1\"}", 1 << 20, id);
+  REQUIRE_FALSE(bad_utf8.ok());
+  CHECK(valid_utf8(bad_utf8.error().message));
+  // The error response can always be written.
+  CHECK_NOTHROW(to_line(error_envelope(id, bad_utf8.error())));
+
+  // Names quoted back are escaped, never cut mid-character.
+  auto field = parse_request("{\"v\":1,\"id\":1,\"op\":\"status\",\"" + std::string(63, 'x') + "\xc3\xa9\":1}", 1 << 20, id);
+  REQUIRE_FALSE(field.ok());
+  CHECK(valid_utf8(field.error().message));
+  CHECK(field.error().message.find("\\xc3\\xa9") != std::string::npos);
+}
+
+TEST_CASE("protocol: valid_utf8 and to_line") {
+  CHECK(valid_utf8(""));
+  CHECK(valid_utf8("plain"));
+  CHECK(valid_utf8("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  CHECK_FALSE(valid_utf8("\xff"));
+  CHECK_FALSE(valid_utf8("\xc3"));                  // truncated
+  CHECK_FALSE(valid_utf8("\xc0\xaf"));              // overlong
+  CHECK_FALSE(valid_utf8("\xed\xa0\x80"));          // surrogate
+  CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));      // beyond U+10FFFF
+  CHECK(to_line(json{{"out", "a\xff" "b"}}) == "{\"out\":\"a\xef\xbf\xbd" "b\"}");
+}

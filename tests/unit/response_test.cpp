@@ -60,3 +60,13 @@ TEST_CASE("from_remote: sudo's own refusal is a bridge error, not wrapper output
   CHECK(w.remote.has_value());
   CHECK(w.error->code == Errc::remote_failed);
 }
+
+TEST_CASE("from_remote: sudo's 'Sorry, user ... is not allowed' is a refusal too") {
+  Request q{Op::query, "jupyterspawner", "42", "", {}};
+  auto r = from_remote(q, RemoteOutcome{1, "",
+                                        "Sorry, user jupyterspawner is not allowed to execute '/w/slurmspawner_squeue' as "
+                                        "jupyterspawner on login1.\n"});
+  REQUIRE(r.error);
+  CHECK(r.error->code == Errc::auth);
+  CHECK_FALSE(r.remote.has_value());
+}

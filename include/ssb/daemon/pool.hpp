@@ -89,6 +89,7 @@ class Pool {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<int> connected_{0};
   std::mutex connect_mutex_;  // one connection attempt at a time: no bursts against MaxStartups
+  Clock::time_point last_connected_{};  // guarded by connect_mutex_
   Clock::time_point started_ = Clock::now();
 };
 

@@ -45,6 +45,8 @@ class Worker {
   };
 
   void run();
+  void iterate();       // one turn of the loop: connect, take work, step, poll
+  void shutdown_jobs();  // on stop: answer everything still running
   void connect(Clock::time_point now);
   void drop_session(const Error& why, Clock::time_point now);
   void start_job(std::shared_ptr<Job> job, Clock::time_point now);

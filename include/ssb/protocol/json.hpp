@@ -17,6 +17,14 @@ namespace ssb::protocol {
 inline constexpr int kVersion = 1;
 inline constexpr int kMaxDepth = 8;
 
+// Serialises one JSON value as one line of text. Invalid UTF-8 in strings
+// (a wrapper printing raw bytes) is replaced by U+FFFD instead of throwing:
+// a response must always be writable.
+std::string to_line(const nlohmann::json& value);
+
+// True when `text` is valid UTF-8 (what the JSON protocol can carry as is).
+bool valid_utf8(std::string_view text);
+
 // A request as it arrives on the wire: the id is echoed verbatim.
 struct WireRequest {
   nlohmann::json id;  // string or number
