@@ -343,6 +343,7 @@ void Worker::iterate() {
         last_activity_ = now;
       }
     }
+    if (session_) session_->quick_ack();
     int rc = ssh_event_dopoll(event_, poll_timeout_ms(Clock::now()));
     if (rc == SSH_ERROR && session_ && !session_->connected()) {
       if (active_.empty()) {
@@ -379,6 +380,7 @@ void Worker::shutdown_jobs() {
     session_.reset();
     pool_.connected_.fetch_sub(1);
   }
+  ssh_event_remove_fd(event_, wake_fd_);  // frees what ssh_event_add_fd allocated
   ssh_event_free(event_);
   event_ = nullptr;
   set_state("stopped");

@@ -202,6 +202,7 @@ Result<core::RemoteOutcome> run_to_completion(Session& session, remote::RemoteCo
                                                   session.endpoint().display(), timeout.count() / 1000)});
       break;
     }
+    session.quick_ack();
     int rc = ssh_event_dopoll(event, static_cast<int>(std::min<long long>(left.count(), 200)));
     if (rc == SSH_ERROR && !session.connected()) {
       exec.step(session);  // lets the exec record the transport failure

@@ -1,6 +1,9 @@
 #include "ssb/ssh/session.hpp"
 
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -90,6 +93,13 @@ Session::~Session() {
     if (ssh_is_connected(session_)) ssh_disconnect(session_);
     ssh_free(session_);
   }
+}
+
+void Session::quick_ack() const {
+  socket_t fd = ssh_get_fd(session_);
+  if (fd < 0) return;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
 bool Session::connected() const { return session_ && ssh_is_connected(session_) != 0; }

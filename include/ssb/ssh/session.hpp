@@ -74,6 +74,11 @@ class Session {
   ssh_session raw() const { return session_; }
   const Endpoint& endpoint() const { return endpoint_; }
   bool connected() const;
+
+  // Asks the kernel to acknowledge the next segments at once. sshd sends a
+  // few small packets before it enables TCP_NODELAY on its side; with
+  // delayed ACKs each would stall ~40 ms. Not sticky: call before each poll.
+  void quick_ack() const;
   std::string last_error() const;
 
  private:
