@@ -25,9 +25,7 @@ PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/ssb-daemon.XXXXXX)
 chmod 0755 "$WORK"  # the sandbox's users traverse it to reach the wrappers
 # Run a snapshot of the binary, so a rebuild during the run changes nothing.
-BRIDGE=$WORK/slurm-ssh-bridge
-cp "$BRIDGE_ARG" "$BRIDGE"
-"$BRIDGE" --version >/dev/null || { echo "$0: $BRIDGE_ARG does not run" >&2; rm -rf "$WORK"; exit 1; }
+BRIDGE=$(snapshot_binary "$BRIDGE_ARG" "$WORK") || { rm -rf "$WORK"; exit 1; }
 SB=$WORK/sb
 SB2=$WORK/sb-maxsess3
 U=alice.proj1
@@ -35,27 +33,11 @@ TAB=$'\t'
 
 BURST=200             # concurrent clients per burst
 CLIENT_TIMEOUT=120    # seconds any one client may take
-STARTED_PIDS=()       # every process this suite started in the background
 CLIENT_PIDS=()
 
-# Stop what we started, by PID, only if it is still that process.
-stop_started() {
-    local pid termed=()
-    for pid in "${STARTED_PIDS[@]}"; do
-        if alive "$pid" && grep -qaF -e "$BRIDGE" "/proc/$pid/cmdline" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            termed+=("$pid")
-        fi
-    done
-    for pid in "${termed[@]}"; do
-        if ! wait_for 5 gone "$pid"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-}
 cleanup() {
     set +e
-    stop_started
+    stop_started "$BRIDGE"
     bash "$SANDBOX" down "$SB2" >/dev/null 2>&1
     bash "$SANDBOX" down "$SB" >/dev/null 2>&1
     if [[ -n ${KEEP:-} ]]; then
@@ -66,14 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# alive PID / gone PID: the process exists and is not a zombie.
-alive() {
-    local state=""
-    [[ -r /proc/$1/stat ]] || return 1
-    read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
-    [[ $state != Z ]]
-}
-gone() { ! alive "$1"; }
 
 bash "$SANDBOX" up "$SB" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; exit 1; }
 # shellcheck source=/dev/null

@@ -38,43 +38,16 @@ PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/ssb-faults.XXXXXX)
 chmod 0755 "$WORK"  # the sandbox's users traverse it to reach the wrappers
 # Run a snapshot of the binary, so a rebuild during the run changes nothing.
-BRIDGE=$WORK/slurm-ssh-bridge
-cp "$BRIDGE_ARG" "$BRIDGE"
-chmod 0755 "$BRIDGE"
-"$BRIDGE" --version >/dev/null || { echo "$0: $BRIDGE_ARG does not run" >&2; rm -rf "$WORK"; exit 1; }
+BRIDGE=$(snapshot_binary "$BRIDGE_ARG" "$WORK") || { rm -rf "$WORK"; exit 1; }
 SB=$WORK/sb
 SB6=$WORK/sb-limits
 HELPER=$WORK/faults_helper.py
 U=alice.proj1
 T_SUITE=${EPOCHREALTIME//[.,]/}
 
-STARTED_PIDS=()  # every process this suite started in the background
 NS="" VR="" VN=""  # network namespace and veth pair of case 2 (once created)
 
-alive() {
-    local state=""
-    [[ -r /proc/$1/stat ]] || return 1
-    read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
-    [[ $state != Z ]]
-}
-gone() { ! alive "$1"; }
 
-# Stop what we started, by PID, only if it is still that process (its
-# command line names our work directory).
-stop_started() {
-    local pid termed=()
-    for pid in "${STARTED_PIDS[@]}"; do
-        if alive "$pid" && grep -qaF -e "$WORK" "/proc/$pid/cmdline" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            termed+=("$pid")
-        fi
-    done
-    for pid in "${termed[@]}"; do
-        if ! wait_for 5 gone "$pid"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-}
 net_teardown() {
     if [[ -n $NS ]]; then
         ip netns del "$NS" 2>/dev/null || true
@@ -85,7 +58,7 @@ net_teardown() {
 }
 cleanup() {
     set +e
-    stop_started
+    stop_started "$WORK"
     net_teardown
     bash "$SANDBOX" down "$SB6" >/dev/null 2>&1
     bash "$SANDBOX" down "$SB" >/dev/null 2>&1

@@ -233,3 +233,49 @@ summary() {
     fi
     exit 0
 }
+
+# ---- processes a suite starts -------------------------------------------
+
+# alive PID: the process exists and is not a zombie. gone PID: it does not.
+alive() {
+    local state=""
+    [[ -r /proc/$1/stat ]] || return 1
+    read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
+    [[ $state != Z ]]
+}
+gone() { ! alive "$1"; }
+
+# Every process a suite starts in the background goes into STARTED_PIDS.
+STARTED_PIDS=()
+
+# stop_started MARKER: stop (TERM, then KILL after 5 s) each started process
+# that is still alive and whose command line still contains MARKER (a PID
+# may have been reused by someone else's process since).
+stop_started() {
+    local marker=$1 pid termed=()
+    for pid in "${STARTED_PIDS[@]}"; do
+        if alive "$pid" && grep -qaF -e "$marker" "/proc/$pid/cmdline" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            termed+=("$pid")
+        fi
+    done
+    for pid in "${termed[@]}"; do
+        if ! wait_for 5 gone "$pid"; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
+# snapshot_binary SRC DIR: copies the binary into DIR so that a rebuild
+# during the run changes nothing; prints the copy's path. Fails (with a
+# message) when the copy does not run.
+snapshot_binary() {
+    local copy
+    copy=$2/$(basename "$1")
+    cp "$1" "$copy" && chmod 0755 "$copy"
+    if ! "$copy" --version >/dev/null; then
+        echo "$1 does not run" >&2
+        return 1
+    fi
+    echo "$copy"
+}

@@ -37,40 +37,15 @@ SANDBOX=$HERE/../sandbox/sandbox.sh
 PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/ssb-security.XXXXXX)
 chmod 0755 "$WORK"  # the sandbox's users traverse it (wrappers, runuser clients)
-BRIDGE=$WORK/slurm-ssh-bridge
-cp "$BRIDGE_ARG" "$BRIDGE"
-chmod 0755 "$BRIDGE"
-"$BRIDGE" --version >/dev/null || { echo "$0: $BRIDGE_ARG does not run" >&2; rm -rf "$WORK"; exit 1; }
+BRIDGE=$(snapshot_binary "$BRIDGE_ARG" "$WORK") || { rm -rf "$WORK"; exit 1; }
 SB=$WORK/sb
 HELPER=$WORK/security_helper.py
 U=alice.proj1
 T_SUITE=${EPOCHREALTIME//[.,]/}
-STARTED_PIDS=()
 
-alive() {
-    local state=""
-    [[ -r /proc/$1/stat ]] || return 1
-    read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
-    [[ $state != Z ]]
-}
-gone() { ! alive "$1"; }
-stop_started() {
-    local pid termed=()
-    for pid in "${STARTED_PIDS[@]}"; do
-        if alive "$pid" && grep -qaF -e "$WORK" "/proc/$pid/cmdline" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            termed+=("$pid")
-        fi
-    done
-    for pid in "${termed[@]}"; do
-        if ! wait_for 5 gone "$pid"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-}
 cleanup() {
     set +e
-    stop_started
+    stop_started "$WORK"
     bash "$SANDBOX" down "$SB" >/dev/null 2>&1
     if [[ -n ${KEEP:-} ]]; then
         echo "KEEP: logs left in $WORK" >&2
