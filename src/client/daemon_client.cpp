@@ -161,6 +161,10 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
   }
   auto response = protocol::response_from_json(j);
   if (!response) return failed(response.error());
+  // A stopping daemon answers shutting_down only for requests it never sent
+  // (or queries/cancels, which are safe to repeat): in auto mode the direct
+  // path serves them, so a hub restart costs no request.
+  if (auto_mode && response->error && response->error->code == Errc::shutting_down) return fallback();
   return std::move(*response);
 }
 

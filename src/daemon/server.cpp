@@ -136,8 +136,7 @@ void Server::do_accept() {
       if (connections_.size() >= static_cast<std::size_t>(config_.daemon.max_clients)) {
         log::warn(fmt::format("refused a client: daemon.max_clients = {} reached", config_.daemon.max_clients));
       } else {
-        static std::uint64_t counter = 0;
-        auto c = std::make_shared<Connection>(std::move(socket), *this, ++counter);
+        auto c = std::make_shared<Connection>(std::move(socket), *this, ++accepted_);
         connections_.insert(c);
         c->start();
       }

@@ -57,6 +57,7 @@ class Server {
   bool stopping_ = false;
   bool socket_owned_ = false;
   bool finished_ = false;
+  std::uint64_t accepted_ = 0;  // numbers clients in the log
   Clock::time_point started_ = Clock::now();
 };
 
