@@ -210,7 +210,6 @@ count_lines() { # FILE ERE
 }
 log_has_at_least() { (($(count_lines "$1" "$2") >= $3)); }  # FILE ERE N
 vmrss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
 
 # jget JSON PYEXPR: evaluate PYEXPR with d = the parsed JSON; "ERR" if that fails.
 jget() {
@@ -232,7 +231,6 @@ expect_contains() {
 }
 
 info() { printf '  info: %s\n' "$*"; }
-log_tail() { tail -n "${2:-15}" "$1" 2>/dev/null | sed 's/^/      | /'; }
 
 # start_daemon NAME CONF [OPTIONS...]: start `serve` in the background, wait
 # (bounded) until `status` answers. Sets DAEMON_PID, DAEMON_LOG.
@@ -240,38 +238,9 @@ start_daemon() {
     local name=$1 conf=$2
     shift 2
     DAEMON_LOG=$WORK/daemon-$name.log
-    "$BRIDGE" --config "$conf" "$@" serve >"$WORK/daemon-$name.out" 2>"$DAEMON_LOG" &
-    DAEMON_PID=$!
-    STARTED_PIDS+=("$DAEMON_PID")
-    local deadline=$(($(now_ms) + 15000))
-    while (($(now_ms) < deadline)); do
-        if ! alive "$DAEMON_PID"; then
-            fail "daemon $name exited at start" "log:" "$(log_tail "$DAEMON_LOG")"
-            return 1
-        fi
-        if "$BRIDGE" --config "$conf" status >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    fail "daemon $name did not answer status within 15 s" "log:" "$(log_tail "$DAEMON_LOG")"
-    return 1
+    start_daemon_logged "$DAEMON_LOG" --config "$conf" "$@"
 }
 
-# stop_daemon PID [TIMEOUT_S]: SIGTERM, wait (bounded) for the exit, SIGKILL
-# past the bound. Sets DAEMON_RC (exit status, or "hung").
-stop_daemon() {
-    local pid=$1 t=${2:-30}
-    DAEMON_RC=hung
-    kill -TERM "$pid" 2>/dev/null || true
-    if wait_for "$t" gone "$pid"; then
-        DAEMON_RC=0
-        wait "$pid" 2>/dev/null || DAEMON_RC=$?
-    else
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-}
 
 # launch_clients DIR FROM TO ARGS...: start clients FROM..TO in the
 # background, each `slurm-ssh-bridge ARGS...` bounded by CLIENT_TIMEOUT.

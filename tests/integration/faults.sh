@@ -426,9 +426,7 @@ if __name__ == "__main__":
     main()
 PYEOF
 
-now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
 info() { printf '  info: %s\n' "$*"; }
-log_tail() { tail -n "${2:-12}" "$1" 2>/dev/null | sed 's/^/      | /'; }
 count_lines() { # FILE ERE
     local n
     n=$(grep -cE -- "$2" "$1" 2>/dev/null) || true
@@ -476,38 +474,13 @@ wait_bg() {
     wait "$1" 2>/dev/null || true
 }
 
-# start_daemon LOG ARGS...: `slurm-ssh-bridge ARGS serve` in the background
-# (ARGS: --config/--set), wait (bounded) until `status` answers. With
-# DAEMON_NETNS set it runs inside that network namespace. Sets DAEMON_PID.
+# The daemon runs inside this network namespace when set (case 2).
 DAEMON_NETNS=""
+# start_daemon LOG BRIDGE-ARGS...: the daemon, disowned (no job-control
+# noise when a case kills it); see start_daemon_logged in lib.sh.
 start_daemon() {
-    local log=$1
-    shift
-    if [[ -n $DAEMON_NETNS ]]; then
-        ip netns exec "$DAEMON_NETNS" "$BRIDGE" "$@" serve 2>>"$log" &
-    else
-        "$BRIDGE" "$@" serve 2>>"$log" &
-    fi
-    DAEMON_PID=$!
-    STARTED_PIDS+=("$DAEMON_PID")
-    disown "$DAEMON_PID"  # no job-control noise when a case kills it
-    local deadline=$(($(now_ms) + 15000))
-    while (($(now_ms) < deadline)); do
-        if ! alive "$DAEMON_PID"; then
-            fail "daemon exited at start" "$(log_tail "$log")"
-            return 1
-        fi
-        if "$BRIDGE" "$@" status >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    fail "daemon did not answer status within 15 s" "$(log_tail "$log")"
-    return 1
-}
-stop_daemon() {
-    kill -TERM "$1" 2>/dev/null || true
-    wait_for 30 gone "$1" || kill -KILL "$1" 2>/dev/null || true
+    start_daemon_logged "$@" || return 1
+    disown "$DAEMON_PID"
 }
 kill_daemon() {
     kill -KILL "$1" 2>/dev/null || true

@@ -279,3 +279,57 @@ snapshot_binary() {
     fi
     echo "$copy"
 }
+
+# ---- timing, logs and the daemon -----------------------------------------
+
+now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
+
+# log_tail FILE [N]: the last N (default 12) lines of FILE, indented.
+log_tail() { tail -n "${2:-12}" "$1" 2>/dev/null | sed 's/^/      | /'; }
+
+# start_daemon_logged LOG BRIDGE-ARGS...: start `$BRIDGE BRIDGE-ARGS serve`
+# in the background (inside the network namespace $DAEMON_NETNS when set),
+# stderr appended to LOG; wait (bounded, 15 s) until `status` answers. Sets
+# DAEMON_PID and adds it to STARTED_PIDS.
+start_daemon_logged() {
+    local log=$1
+    shift
+    if [[ -n ${DAEMON_NETNS:-} ]]; then
+        ip netns exec "$DAEMON_NETNS" "$BRIDGE" "$@" serve >/dev/null 2>>"$log" &
+    else
+        "$BRIDGE" "$@" serve >/dev/null 2>>"$log" &
+    fi
+    DAEMON_PID=$!
+    STARTED_PIDS+=("$DAEMON_PID")
+    local deadline=$(($(now_ms) + 15000))
+    while (($(now_ms) < deadline)); do
+        if ! alive "$DAEMON_PID"; then
+            fail "daemon exited at start" "log:" "$(log_tail "$log")"
+            return 1
+        fi
+        if "$BRIDGE" "$@" status >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "daemon did not answer status within 15 s" "log:" "$(log_tail "$log")"
+    return 1
+}
+
+# stop_daemon PID [TIMEOUT_S]: SIGTERM, wait (bounded, default 30 s) for the
+# exit, SIGKILL past the bound. Sets DAEMON_RC (the exit status when the
+# daemon is this shell's child and not disowned, or "hung").
+stop_daemon() {
+    local pid=$1 t=${2:-30}
+    # shellcheck disable=SC2034 # read by the suites
+    DAEMON_RC=hung
+    kill -TERM "$pid" 2>/dev/null || true
+    if wait_for "$t" gone "$pid"; then
+        DAEMON_RC=0
+        # shellcheck disable=SC2034
+        wait "$pid" 2>/dev/null || DAEMON_RC=$?
+    else
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+}
