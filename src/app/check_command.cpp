@@ -121,7 +121,7 @@ int run_check_command(const config::Config& config, const Options& options, Io& 
     return report.finish();
   }
   report.add("auth", Verdict::ok, fmt::format("logged in as {}", config.ssh.user));
-  ssh_set_blocking((*session)->raw(), 0);
+  (*session)->make_nonblocking();
 
   auto timeout = std::chrono::seconds(config.ssh.command_timeout_s);
   auto max_out = static_cast<std::size_t>(config.limits.max_output_bytes);

@@ -102,6 +102,8 @@ void Session::quick_ack() const {
   ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
+void Session::make_nonblocking() { ssh_set_blocking(session_, 0); }
+
 bool Session::connected() const { return session_ && ssh_is_connected(session_) != 0; }
 
 std::string Session::last_error() const {
@@ -213,7 +215,7 @@ Result<std::unique_ptr<Session>> Session::open(const Endpoint& endpoint, const K
   auto verdict = (*session)->verify_host_key();
   if (!verdict) return verdict.error();
   if (auto st = (*session)->authenticate(identity); !st) return st.error();
-  ssh_set_blocking((*session)->raw(), 0);
+  (*session)->make_nonblocking();
   return std::move(*session);
 }
 

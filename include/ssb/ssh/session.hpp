@@ -66,6 +66,8 @@ class Session {
   static Result<std::unique_ptr<Session>> connect_only(const Endpoint& endpoint);
   Result<HostKeyVerdict> verify_host_key();
   Status authenticate(const Key& identity);
+  // After the steps above: switch to non-blocking mode, ready for Exec.
+  void make_nonblocking();
 
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
