@@ -83,3 +83,16 @@ require_root_podman() {
 
 # quiet COMMAND...: run COMMAND with its output discarded (for check).
 quiet() { "$@" >/dev/null 2>&1; }
+
+# teardown_and_prove_empty ENV DEPLOY_DIR: `down.sh --force`, then check that
+# no pod, container, volume or secret of ENV is left.
+teardown_and_prove_empty() {
+  local env_name=$1 deploy=$2 t0=$SECONDS left
+  check "down.sh --force" quiet bash "${REPO_ROOT}/environments/down.sh" "$env_name" "$deploy" --force
+  left=$(env_leftovers "$env_name")
+  if [[ -z $left ]]; then
+    pass "nothing left: no pod, container, volume or secret of ${env_name} ($((SECONDS - t0)) s)"
+  else
+    fail "left behind after down --force:"$'\n'"${left}"
+  fi
+}

@@ -166,12 +166,5 @@ fi
 log "job round trip (with a hub restart) in $((SECONDS - t0)) s"
 
 # --- teardown -------------------------------------------------------------------
-t0=$SECONDS
-check "down.sh --force" quiet bash "${REPO_ROOT}/environments/down.sh" "$ENV_NAME" "$DEPLOY" --force
-left=$(env_leftovers "$ENV_NAME")
-if [[ -z $left ]]; then
-  pass "nothing left: no pod, container, volume or secret of ${ENV_NAME} ($((SECONDS - t0)) s)"
-else
-  fail "left behind after down --force:"$'\n'"${left}"
-fi
+teardown_and_prove_empty "$ENV_NAME" "$DEPLOY"
 summary
