@@ -8,6 +8,7 @@
 #include "ssb/app/commands.hpp"
 #include "ssb/app/output.hpp"
 #include "ssb/config/config.hpp"
+#include "ssb/ssh/libssh.hpp"
 #include "ssb/version.hpp"
 
 namespace ssb::app {
@@ -48,7 +49,10 @@ int run(int argc, char** argv, Io io) {
       "slurm-ssh-bridge: runs batchspawner's Slurm commands (the slurmspawner_sbatch, _squeue and _scancel "
       "wrappers) on a Slurm login host over SSH, for JupyterHub.",
       "slurm-ssh-bridge"};
-  app.set_version_flag("--version", std::string("slurm-ssh-bridge ") + kVersion);
+  // The second line tells packagers which library the SSH side dlopens
+  // (containers/jupyterhub/collect-runtime.sh reads it).
+  app.set_version_flag("--version", std::string("slurm-ssh-bridge ") + kVersion + "\nlibssh: " + ssh::libssh_soname() +
+                                        " (loaded at the first SSH connection)");
   app.fallthrough();
   app.require_subcommand(1);
 

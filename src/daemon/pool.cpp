@@ -14,8 +14,10 @@ Pool::Pool(const config::Config& config) : config_(config) {
 
 Pool::~Pool() { stop(); }
 
-void Pool::start() {
+Status Pool::start() {
+  if (auto lib = ssh::load_libssh(); !lib) return lib.error();
   for (auto& w : workers_) w->start();
+  return {};
 }
 
 void Pool::enqueue(std::shared_ptr<Job> job) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "ssb/daemon/connection.hpp"
+#include "ssb/ssh/libssh.hpp"
 #include "ssb/util/log.hpp"
 
 namespace ssb::daemon {
@@ -56,6 +57,9 @@ Server::~Server() {
 }
 
 Status Server::listen() {
+  // The workers need libssh; a daemon that cannot load it must not start
+  // (and take requests it could never run).
+  if (auto lib = ssh::load_libssh(); !lib) return lib.error();
   const auto& path = config_.daemon.socket;
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
     return make_error(Errc::config, fmt::format("daemon.socket {} is longer than a Unix socket path may be ({} bytes)",
@@ -115,7 +119,10 @@ Status Server::listen() {
 }
 
 int Server::run() {
-  pool_.start();
+  if (auto st = pool_.start(); !st) {
+    log::error(st.error().message);
+    return exit_status_for(st.error().code);
+  }
   signals_.async_wait([this](boost::system::error_code ec, int signo) {
     if (!ec) begin_shutdown(signo);
   });

@@ -9,6 +9,7 @@
 
 #include "ssb/client/executor.hpp"
 #include "ssb/remote/command.hpp"
+#include "ssb/ssh/libssh.hpp"
 #include "ssb/util/log.hpp"
 
 namespace ssb::daemon {
@@ -121,7 +122,7 @@ void Worker::connect(Clock::time_point now) {
   pool_.last_connected_ = session_opened_;
   peak_open_ = 0;
   hold_until_ = Clock::time_point{};
-  ssh_event_add_session(event_, session_->raw());
+  ssh::libssh().ssh_event_add_session(event_, session_->raw());
   pool_.connected_.fetch_add(1);
   failures_ = 0;
   last_activity_ = now;
@@ -140,7 +141,7 @@ void Worker::drop_session(const Error& why, Clock::time_point now) {
   log::warn(fmt::format("conn={} connection lost: {}", index_, why.message));
   active_.clear();  // Execs close their channels before the session goes
   closing_.clear();
-  ssh_event_remove_session(event_, session_->raw());
+  ssh::libssh().ssh_event_remove_session(event_, session_->raw());
   session_.reset();
   pool_.connected_.fetch_sub(1);
   next_connect_ = now;  // first reconnect at once; backoff applies if it fails
@@ -296,8 +297,8 @@ int Worker::poll_timeout_ms(Clock::time_point now) const {
 }
 
 void Worker::run() {
-  event_ = ssh_event_new();
-  ssh_event_add_fd(event_, wake_fd_, POLLIN, &Worker::on_wake, this);
+  event_ = ssh::libssh().ssh_event_new();
+  ssh::libssh().ssh_event_add_fd(event_, wake_fd_, POLLIN, &Worker::on_wake, this);
   while (!stop_) {
     try {
       iterate();
@@ -337,14 +338,14 @@ void Worker::iterate() {
       if (session_ && active_.empty() && now - last_activity_ >= keepalive) {
         // Keeps NAT and firewall state alive on an idle connection; a dead
         // peer shows up as a read error on the next poll.
-        if (ssh_send_ignore(session_->raw(), "") == SSH_ERROR || !session_->connected()) {
+        if (ssh::libssh().ssh_send_ignore(session_->raw(), "") == SSH_ERROR || !session_->connected()) {
           drop_session(Error{Errc::transport, "keepalive failed: " + session_->last_error()}, now);
         }
         last_activity_ = now;
       }
     }
     if (session_) session_->quick_ack();
-    int rc = ssh_event_dopoll(event_, poll_timeout_ms(Clock::now()));
+    int rc = ssh::libssh().ssh_event_dopoll(event_, poll_timeout_ms(Clock::now()));
     if (rc == SSH_ERROR && session_ && !session_->connected()) {
       if (active_.empty()) {
         drop_session(Error{Errc::transport, session_->last_error()}, Clock::now());
@@ -376,12 +377,12 @@ void Worker::shutdown_jobs() {
   active_.clear();
   closing_.clear();
   if (session_) {
-    ssh_event_remove_session(event_, session_->raw());
+    ssh::libssh().ssh_event_remove_session(event_, session_->raw());
     session_.reset();
     pool_.connected_.fetch_sub(1);
   }
-  ssh_event_remove_fd(event_, wake_fd_);  // frees what ssh_event_add_fd allocated
-  ssh_event_free(event_);
+  ssh::libssh().ssh_event_remove_fd(event_, wake_fd_);  // frees what ssh_event_add_fd allocated
+  ssh::libssh().ssh_event_free(event_);
   event_ = nullptr;
   set_state("stopped");
 }

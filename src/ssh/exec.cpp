@@ -25,9 +25,9 @@ Exec::~Exec() { close_channel(); }
 
 void Exec::close_channel() {
   if (channel_) {
-    ssh_remove_channel_callbacks(channel_, &callbacks_);
-    if (ssh_channel_is_open(channel_)) ssh_channel_close(channel_);
-    ssh_channel_free(channel_);
+    libssh().ssh_remove_channel_callbacks(channel_, &callbacks_);
+    if (libssh().ssh_channel_is_open(channel_)) libssh().ssh_channel_close(channel_);
+    libssh().ssh_channel_free(channel_);
     channel_ = nullptr;
   }
 }
@@ -74,11 +74,11 @@ void Exec::step(Session& session) {
 
   if (phase_ == Phase::open) {
     if (!channel_) {
-      channel_ = ssh_channel_new(s);
+      channel_ = libssh().ssh_channel_new(s);
       if (!channel_) return transport_error("creating a channel");
-      ssh_set_channel_callbacks(channel_, &callbacks_);
+      libssh().ssh_set_channel_callbacks(channel_, &callbacks_);
     }
-    int rc = ssh_channel_open_session(channel_);
+    int rc = libssh().ssh_channel_open_session(channel_);
     if (rc == SSH_AGAIN) return;
     if (rc != SSH_OK) {
       if (session.connected()) {
@@ -100,7 +100,7 @@ void Exec::step(Session& session) {
       break;
     }
     const auto& [name, value] = command_.env_requests[env_index_];
-    int rc = ssh_channel_request_env(channel_, name.c_str(), value.c_str());
+    int rc = libssh().ssh_channel_request_env(channel_, name.c_str(), value.c_str());
     if (rc == SSH_AGAIN) return;
     if (rc != SSH_OK) {
       if (!session.connected()) return transport_error("sending environment variables");
@@ -115,7 +115,7 @@ void Exec::step(Session& session) {
 
   if (phase_ == Phase::exec) {
     exec_sent_ = true;
-    int rc = ssh_channel_request_exec(channel_, command_.command.c_str());
+    int rc = libssh().ssh_channel_request_exec(channel_, command_.command.c_str());
     if (rc == SSH_AGAIN) return;
     if (rc != SSH_OK) {
       if (!session.connected()) return transport_error("starting the remote command");
@@ -128,16 +128,16 @@ void Exec::step(Session& session) {
 
   if (phase_ == Phase::write) {
     while (written_ < command_.stdin_data.size()) {
-      std::size_t window = ssh_channel_window_size(channel_);
+      std::size_t window = libssh().ssh_channel_window_size(channel_);
       if (window == 0) break;
       std::size_t n = std::min({window, kWriteChunk, command_.stdin_data.size() - written_});
-      int rc = ssh_channel_write(channel_, command_.stdin_data.data() + written_, static_cast<uint32_t>(n));
+      int rc = libssh().ssh_channel_write(channel_, command_.stdin_data.data() + written_, static_cast<uint32_t>(n));
       if (rc == SSH_ERROR) return transport_error("sending the job script");
       if (rc == 0) break;
       written_ += static_cast<std::size_t>(rc);
     }
     if (written_ == command_.stdin_data.size() && !eof_sent_) {
-      int rc = ssh_channel_send_eof(channel_);
+      int rc = libssh().ssh_channel_send_eof(channel_);
       if (rc == SSH_ERROR) return transport_error("closing the command's input");
       if (rc == SSH_OK) eof_sent_ = true;
     }
@@ -155,10 +155,10 @@ void Exec::step(Session& session) {
       phase_ = Phase::done;
       // Send our CLOSE but keep the channel until the server's CLOSE: sshd
       // counts the session against MaxSessions until both have crossed.
-      if (ssh_channel_is_open(channel_)) ssh_channel_close(channel_);
+      if (libssh().ssh_channel_is_open(channel_)) libssh().ssh_channel_close(channel_);
       return;
     }
-    if (got_close_ || !session.connected() || (channel_ && ssh_channel_is_closed(channel_) && !have_exit)) {
+    if (got_close_ || !session.connected() || (channel_ && libssh().ssh_channel_is_closed(channel_) && !have_exit)) {
       if (!session.connected()) return transport_error("waiting for the command to finish");
       return fail(Errc::transport, fmt::format("the channel to {} closed before the command reported an exit status",
                                                session.endpoint().display()));
@@ -188,9 +188,9 @@ Result<core::RemoteOutcome> run_to_completion(Session& session, remote::RemoteCo
   using clock = std::chrono::steady_clock;
   auto deadline = clock::now() + timeout;
   Exec exec(std::move(command), max_output);
-  ssh_event event = ssh_event_new();
+  ssh_event event = libssh().ssh_event_new();
   if (!event) return make_error(Errc::internal, "libssh could not allocate an event loop");
-  ssh_event_add_session(event, session.raw());
+  libssh().ssh_event_add_session(event, session.raw());
   Result<core::RemoteOutcome> result = make_error(Errc::internal, "not run");
   while (true) {
     exec.step(session);
@@ -203,7 +203,7 @@ Result<core::RemoteOutcome> run_to_completion(Session& session, remote::RemoteCo
       break;
     }
     session.quick_ack();
-    int rc = ssh_event_dopoll(event, static_cast<int>(std::min<long long>(left.count(), 200)));
+    int rc = libssh().ssh_event_dopoll(event, static_cast<int>(std::min<long long>(left.count(), 200)));
     if (rc == SSH_ERROR && !session.connected()) {
       exec.step(session);  // lets the exec record the transport failure
       if (!exec.finished()) {
@@ -214,8 +214,8 @@ Result<core::RemoteOutcome> run_to_completion(Session& session, remote::RemoteCo
     }
   }
   result = exec.take_result();
-  ssh_event_remove_session(event, session.raw());
-  ssh_event_free(event);
+  libssh().ssh_event_remove_session(event, session.raw());
+  libssh().ssh_event_free(event);
   return result;
 }
 

@@ -28,7 +28,7 @@ std::string Endpoint::display() const { return fmt::format("{}@{}:{}", user, hos
 
 Key& Key::operator=(Key&& other) noexcept {
   if (this != &other) {
-    if (key_) ssh_key_free(key_);
+    if (key_) libssh().ssh_key_free(key_);
     key_ = other.key_;
     other.key_ = nullptr;
   }
@@ -36,24 +36,24 @@ Key& Key::operator=(Key&& other) noexcept {
 }
 
 Key::~Key() {
-  if (key_) ssh_key_free(key_);
+  if (key_) libssh().ssh_key_free(key_);
 }
 
 std::string Key::fingerprint() const {
   if (!key_) return {};
   unsigned char* hash = nullptr;
   size_t len = 0;
-  if (ssh_get_publickey_hash(key_, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != SSH_OK) return {};
-  char* text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
+  if (libssh().ssh_get_publickey_hash(key_, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != SSH_OK) return {};
+  char* text = libssh().ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
   std::string out = text ? text : "";
-  ssh_string_free_char(text);
-  ssh_clean_pubkey_hash(&hash);
+  libssh().ssh_string_free_char(text);
+  libssh().ssh_clean_pubkey_hash(&hash);
   return out;
 }
 
 std::string Key::type_name() const {
   if (!key_) return {};
-  const char* name = ssh_key_type_to_char(ssh_key_type(key_));
+  const char* name = libssh().ssh_key_type_to_char(libssh().ssh_key_type(key_));
   return name ? name : "unknown";
 }
 
@@ -77,8 +77,9 @@ Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& wa
     }
     warnings.push_back(text);
   }
+  if (auto lib = load_libssh(); !lib) return lib.error();
   ssh_key key = nullptr;
-  int rc = ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &key);
+  int rc = libssh().ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &key);
   if (rc != SSH_OK || key == nullptr) {
     return make_error(Errc::auth,
                       fmt::format("identity file {} is not a usable private key (unreadable, not a key, or protected "
@@ -90,29 +91,30 @@ Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& wa
 
 Session::~Session() {
   if (session_) {
-    if (ssh_is_connected(session_)) ssh_disconnect(session_);
-    ssh_free(session_);
+    if (libssh().ssh_is_connected(session_)) libssh().ssh_disconnect(session_);
+    libssh().ssh_free(session_);
   }
 }
 
 void Session::quick_ack() const {
-  socket_t fd = ssh_get_fd(session_);
+  socket_t fd = libssh().ssh_get_fd(session_);
   if (fd < 0) return;
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
-void Session::make_nonblocking() { ssh_set_blocking(session_, 0); }
+void Session::make_nonblocking() { libssh().ssh_set_blocking(session_, 0); }
 
-bool Session::connected() const { return session_ && ssh_is_connected(session_) != 0; }
+bool Session::connected() const { return session_ && libssh().ssh_is_connected(session_) != 0; }
 
 std::string Session::last_error() const {
-  const char* e = ssh_get_error(session_);
+  const char* e = libssh().ssh_get_error(session_);
   return e && *e ? e : "unknown libssh error";
 }
 
 Result<std::unique_ptr<Session>> Session::connect_only(const Endpoint& endpoint) {
-  ssh_session s = ssh_new();
+  if (auto lib = load_libssh(); !lib) return lib.error();
+  ssh_session s = libssh().ssh_new();
   if (!s) return make_error(Errc::internal, "libssh could not allocate a session");
   std::unique_ptr<Session> session(new Session(s, endpoint));
 
@@ -121,24 +123,24 @@ Result<std::unique_ptr<Session>> Session::connect_only(const Endpoint& endpoint)
   int no = 0;
   int yes = 1;
   int verbosity = SSH_LOG_NOLOG;
-  bool ok = ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_HOST, endpoint.host.c_str()) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_PORT, &port) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_USER, endpoint.user.c_str()) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, endpoint.known_hosts.c_str()) == 0 &&
+  bool ok = libssh().ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) == 0 &&
+            libssh().ssh_options_set(s, SSH_OPTIONS_HOST, endpoint.host.c_str()) == 0 &&
+            libssh().ssh_options_set(s, SSH_OPTIONS_PORT, &port) == 0 &&
+            libssh().ssh_options_set(s, SSH_OPTIONS_USER, endpoint.user.c_str()) == 0 &&
+            libssh().ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout) == 0 &&
+            libssh().ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, endpoint.known_hosts.c_str()) == 0 &&
             // The global file is pointed at the same file so that nothing but
             // the configured known_hosts can vouch for the host.
-            ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, endpoint.known_hosts.c_str()) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_NODELAY, &yes) == 0 &&
-            ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) == 0;
+            libssh().ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, endpoint.known_hosts.c_str()) == 0 &&
+            libssh().ssh_options_set(s, SSH_OPTIONS_NODELAY, &yes) == 0 &&
+            libssh().ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) == 0;
   if (!ok) {
     return make_error(Errc::config, fmt::format("libssh rejected the options for {}: {}", endpoint.display(),
                                                 session->last_error()));
   }
 
   auto start = std::chrono::steady_clock::now();
-  if (ssh_connect(s) != SSH_OK) {
+  if (libssh().ssh_connect(s) != SSH_OK) {
     auto waited = std::chrono::steady_clock::now() - start;
     bool timed_out = waited >= std::chrono::seconds(endpoint.connect_timeout_s);
     return make_error(timed_out ? Errc::timeout : Errc::transport,
@@ -155,7 +157,7 @@ Result<HostKeyVerdict> Session::verify_host_key() {
   std::string fp;
   std::string type;
   ssh_key server_key = nullptr;
-  if (ssh_get_server_publickey(session_, &server_key) == SSH_OK) {
+  if (libssh().ssh_get_server_publickey(session_, &server_key) == SSH_OK) {
     Key k(server_key);
     fp = k.fingerprint();
     type = k.type_name();
@@ -163,7 +165,7 @@ Result<HostKeyVerdict> Session::verify_host_key() {
   std::string host = e.port == 22 ? e.host : fmt::format("[{}]:{}", e.host, e.port);
   // libssh reports a missing file as "unknown host"; say what is wrong.
   struct stat st {};
-  auto verdict = ::stat(e.known_hosts.c_str(), &st) != 0 ? SSH_KNOWN_HOSTS_NOT_FOUND : ssh_session_is_known_server(session_);
+  auto verdict = ::stat(e.known_hosts.c_str(), &st) != 0 ? SSH_KNOWN_HOSTS_NOT_FOUND : libssh().ssh_session_is_known_server(session_);
   switch (verdict) {
     case SSH_KNOWN_HOSTS_OK:
       return HostKeyVerdict::known;
@@ -196,7 +198,7 @@ Result<HostKeyVerdict> Session::verify_host_key() {
 }
 
 Status Session::authenticate(const Key& identity) {
-  int rc = ssh_userauth_publickey(session_, nullptr, identity.get());
+  int rc = libssh().ssh_userauth_publickey(session_, nullptr, identity.get());
   if (rc == SSH_AUTH_SUCCESS) return {};
   if (rc == SSH_AUTH_ERROR) {
     return make_error(Errc::transport,

@@ -710,6 +710,20 @@ else
     fail "the daemon of this case is not running"
 fi
 
+test_case "a call the daemon serves never loads libssh (CLI start-up); a direct call loads it"
+if alive "${D7:-0}"; then
+    # LD_DEBUG=files: the dynamic loader names every object it maps, and
+    # whether it was a dependency or dlopen'd.
+    expect_exit 0 env LD_DEBUG=files "$BRIDGE" --config "$CONF" --mode daemon --user "$U" query "$JOB_ID"
+    expect_eq "$STDOUT" "RUNNING node1" "daemon: the answer"
+    expect_no_match "$STDERR" 'file=libssh|file=libcrypto' "daemon: neither libssh nor libcrypto was mapped"
+    expect_exit 0 env LD_DEBUG=files "$BRIDGE" --config "$CONF" --mode direct --user "$U" query "$JOB_ID"
+    expect_eq "$STDOUT" "RUNNING node1" "direct: the answer"
+    expect_match "$STDERR" 'file=libssh\.so\.[0-9]+ .*dynamically loaded by' "direct: libssh was dlopen'd"
+else
+    fail "the daemon of this case is not running"
+fi
+
 test_case "protocol errors get bad_request / invalid_user with the same id; the connection stays usable"
 if alive "${D7:-0}"; then
     # shellcheck disable=SC2016 # $(id) is the hostile input

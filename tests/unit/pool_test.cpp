@@ -73,7 +73,7 @@ TEST_CASE("pool: with the login host unreachable, queued requests fail fast with
   auto config = base_config();
   config.ssh.identity_file = "/nonexistent/key";
   daemon::Pool pool(config);
-  pool.start();
+  REQUIRE(pool.start());
   Collector c;
   pool.enqueue(job(core::Op::query, c));
   pool.enqueue(job(core::Op::submit, c));
@@ -108,7 +108,7 @@ TEST_CASE("pool: refused connections are transport errors") {
   REQUIRE(system(("ssh-keygen -q -t ed25519 -N '' -f " + key).c_str()) == 0);
   config.ssh.identity_file = key;
   daemon::Pool pool(config);
-  pool.start();
+  REQUIRE(pool.start());
   Collector c;
   pool.enqueue(job(core::Op::cancel, c));
   REQUIRE(c.wait_for(1, std::chrono::seconds(10)));
@@ -122,7 +122,7 @@ TEST_CASE("pool: refused connections are transport errors") {
 TEST_CASE("pool: a stopped pool refuses new work as shutting_down") {
   auto config = base_config();
   daemon::Pool pool(config);
-  pool.start();
+  REQUIRE(pool.start());
   pool.stop();
   Collector c;
   pool.enqueue(job(core::Op::query, c));

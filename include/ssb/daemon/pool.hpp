@@ -50,7 +50,8 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  void start();
+  // Starts the workers. Fails (and starts none) when libssh cannot be loaded.
+  Status start();
 
   // Queues a validated request. Refuses it (done(overloaded), immediately)
   // when pool.queue_size requests already wait beyond the free channels, or

@@ -1,7 +1,7 @@
 // One pooled SSH connection and the thread that owns it (see pool.hpp).
 #pragma once
 
-#include <libssh/libssh.h>
+#include "ssb/ssh/libssh.hpp"
 
 #include <atomic>
 #include <memory>

@@ -6,8 +6,7 @@
 // callbacks into this object, which therefore never moves (held by pointer).
 #pragma once
 
-#include <libssh/callbacks.h>
-#include <libssh/libssh.h>
+#include "ssb/ssh/libssh.hpp"
 
 #include <chrono>
 #include <optional>

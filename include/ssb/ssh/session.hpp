@@ -5,7 +5,7 @@
 // time; libssh sessions are not thread-safe.
 #pragma once
 
-#include <libssh/libssh.h>
+#include "ssb/ssh/libssh.hpp"
 
 #include <memory>
 #include <string>
