@@ -255,7 +255,9 @@ const std::vector<Key>& keys() {
                            absolute_path));
     t.push_back(string_key("remote.sudo", SSB_REF(remote.sudo), "Path of sudo on the login host.", absolute_path));
     t.push_back(string_key("remote.bash", SSB_REF(remote.bash),
-                           "Path of bash on the login host (used by env.method = \"stdin\").", absolute_path));
+                           "Path of bash on the login host, for env.method = \"stdin\" when the service account's login "
+                           "shell is not bash.",
+                           absolute_path));
     t.push_back(list_key("env.forward", SSB_REF(env.forward),
                          "Names (glob patterns, '*' only) of environment variables forwarded to the wrapper on "
                          "submit. The login host's sudoers env_keep must keep them too.",

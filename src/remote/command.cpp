@@ -6,13 +6,12 @@ namespace ssb::remote {
 
 namespace {
 
-// Reads NUL-terminated NAME=VALUE records from stdin until an empty one,
-// exports each, then execs its arguments with the rest of stdin (the job
-// script) untouched. bash's `read` takes one byte at a time from a pipe, so
-// nothing past the terminator is consumed. Values are never expanded or
-// evaluated: they only pass through "$kv".
-constexpr std::string_view kEnvSnippet =
-    R"(while IFS= read -r -d '' kv && [ -n "$kv" ]; do export "$kv" || exit 125; done; exec "$@")";
+// Reads NUL-terminated NAME=VALUE records from stdin until an empty one and
+// exports each; the rest of stdin (the job script) stays untouched, because
+// bash's `read` takes one byte at a time from a pipe. Values are never
+// expanded or evaluated: they only pass through "$kv". `read -d` is bash's.
+constexpr std::string_view kEnvLoop =
+    R"(while IFS= read -r -d '' kv && [ -n "$kv" ]; do export "$kv" || exit 125; done)";
 
 std::string sudo_prefix(const config::Config& config, const std::string& user) {
   return fmt::format("{} -n -u {} --", sh_quote(config.remote.sudo), sh_quote(user));
@@ -69,8 +68,16 @@ RemoteCommand build(const core::Request& request, const config::Config& config) 
   if (request.op == core::Op::submit) {
     std::vector<std::pair<std::string, std::string>> vars(request.env.begin(), request.env.end());
     if (config.env.method == config::EnvMethod::stdin_records) {
-      rc.command = fmt::format("exec {} --noprofile --norc -c {} slurm-ssh-bridge {} {}", sh_quote(config.remote.bash),
-                               sh_quote(kEnvSnippet), sudo_prefix(config, request.user), wrapper);
+      // When the login shell is bash (the usual case) it runs the loop
+      // itself; any other shell execs remote.bash for it. Starting a second
+      // bash cost ~1.3 ms of login-host CPU per submit (docs/BENCHMARK.md).
+      const std::string sudo = sudo_prefix(config, request.user);
+      rc.command = fmt::format(
+          "if [ -n \"${{BASH_VERSION-}}\" ]; then {loop}; exec {sudo} {wrapper}; "
+          "else exec {bash} --noprofile --norc -c {snippet} slurm-ssh-bridge {sudo} {wrapper}; fi",
+          fmt::arg("loop", kEnvLoop), fmt::arg("sudo", sudo), fmt::arg("wrapper", wrapper),
+          fmt::arg("bash", sh_quote(config.remote.bash)),
+          fmt::arg("snippet", sh_quote(std::string(kEnvLoop) + "; exec \"$@\"")));
       rc.stdin_data = encode_env_records(vars);
     } else {
       rc.command = fmt::format("exec {} {}", sudo_prefix(config, request.user), wrapper);

@@ -307,8 +307,10 @@ def check_argv(cg_out, wdir, spool):
     login_forms = [
         r"SLURMSPAWNER_JOB_ID='[0-9]+(?:;[A-Za-z0-9_-]+)?'; export SLURMSPAWNER_JOB_ID; exec '/usr/bin/sudo' -n -u "
         + q(user) + " -- " + q(W + r"/slurmspawner_(?:squeue|scancel)"),
-        r"exec '/bin/bash' --noprofile --norc -c '.*' slurm-ssh-bridge '/usr/bin/sudo' -n -u " + q(user) + " -- "
-        + q(W + "/slurmspawner_sbatch"),
+        r"if \[ -n \"\$\{BASH_VERSION-\}\" \]; then while IFS= read -r -d '' kv && \[ -n \"\$kv\" \]; do "
+        r"export \"\$kv\" \|\| exit 125; done; exec '/usr/bin/sudo' -n -u " + q(user) + " -- "
+        + q(W + "/slurmspawner_sbatch") + r"; else exec '/bin/bash' --noprofile --norc -c '.*' slurm-ssh-bridge "
+        r"'/usr/bin/sudo' -n -u " + q(user) + " -- " + q(W + "/slurmspawner_sbatch") + "; fi",
         r"exec '/usr/bin/sudo' -n -u " + q(user) + " -- " + q(W + "/slurmspawner_sbatch"),
     ]
     c = {"processes": 0, "sudo": 0, "wrapper": 0, "slurm_cmd": 0, "login_shell": 0, "snippet": 0, "infra": 0,

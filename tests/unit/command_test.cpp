@@ -21,13 +21,14 @@ config::Config cfg() {
 }
 
 // Runs `script` with /bin/sh -c, feeding `input` on stdin; returns stdout.
-std::string run_sh(const std::string& script, const std::string& input = {}, int* status = nullptr) {
+std::string run_sh(const std::string& script, const std::string& input = {}, int* status = nullptr,
+                   const std::string& shell = "/bin/sh") {
   char in_path[] = "/tmp/ssb-unit-in-XXXXXX";
   int fd = mkstemp(in_path);
   REQUIRE(fd >= 0);
   REQUIRE(write(fd, input.data(), input.size()) == static_cast<ssize_t>(input.size()));
   close(fd);
-  std::string cmd = "/bin/sh -c " + sh_quote(script) + " < " + in_path;
+  std::string cmd = shell + " -c " + sh_quote(script) + " < " + in_path;
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);
   std::string out;
@@ -86,8 +87,10 @@ TEST_CASE("submit command (stdin method): values only on stdin, never in the com
 }
 
 TEST_CASE("submit command (stdin method): the remote snippet exports values intact and passes the script on") {
-  // Run the real command with bash, replacing sudo+wrapper by a probe that
-  // prints the environment it got and its stdin.
+  // Run the real command under both kinds of login shell (bash runs the
+  // loop itself; dash, Debian's /bin/sh, execs remote.bash for it),
+  // replacing sudo+wrapper by a probe that prints the environment it got and
+  // its stdin.
   auto c = cfg();
   c.remote.sudo = "/bin/sh";  // "sh -n -u USER -- PROBE" would not work; use a probe dir instead
   char dir[] = "/tmp/ssb-unit-XXXXXX";
@@ -104,18 +107,43 @@ TEST_CASE("submit command (stdin method): the remote snippet exports values inta
     std::ofstream f(wrapper_dir + "/slurmspawner_sbatch");
     f << "#!/bin/sh\nprintf 'TOKEN=[%s]\\nX=[%s]\\n' \"$JUPYTERHUB_API_TOKEN\" \"$JUPYTERHUB_X\"\ncat\n";
   }
-  REQUIRE(system(("chmod +x " + probe + " " + wrapper_dir + "/slurmspawner_sbatch").c_str()) == 0);
+  // remote.bash: counts its starts, then runs the real bash.
+  std::string counted_bash = std::string(dir) + "/counted_bash";
+  std::string starts = std::string(dir) + "/bash_starts";
+  {
+    std::ofstream f(counted_bash);
+    f << "#!/bin/sh\necho x >> '" << starts << "'\nexec /bin/bash \"$@\"\n";
+  }
+  REQUIRE(system(("chmod +x " + probe + " " + counted_bash + " " + wrapper_dir + "/slurmspawner_sbatch").c_str()) == 0);
   c.remote.sudo = probe;
   c.remote.wrappers_dir = wrapper_dir;
-  for (const auto& value : kNasty) {
-    INFO(value);
-    core::Request r{core::Op::submit, "alice", "", "SCRIPT 'q' $x\n", {{"JUPYTERHUB_API_TOKEN", value},
-                                                                        {"JUPYTERHUB_X", "y"}}};
-    auto rc = build(r, c);
-    int status = -1;
-    auto out = run_sh(rc.command, rc.stdin_data, &status);
-    CHECK(status == 0);
-    CHECK(out == "TOKEN=[" + value + "]\nX=[y]\nSCRIPT 'q' $x\n");
+  c.remote.bash = counted_bash;
+  auto count_starts = [&] {
+    std::ifstream f(starts);
+    std::string line;
+    int n = 0;
+    while (std::getline(f, line)) ++n;
+    return n;
+  };
+  for (const std::string shell : {"/bin/sh", "/bin/bash"}) {
+    INFO("login shell " << shell);
+    int before = count_starts();
+    for (const auto& value : kNasty) {
+      INFO(value);
+      core::Request r{core::Op::submit, "alice", "", "SCRIPT 'q' $x\n", {{"JUPYTERHUB_API_TOKEN", value},
+                                                                          {"JUPYTERHUB_X", "y"}}};
+      auto rc = build(r, c);
+      int status = -1;
+      auto out = run_sh(rc.command, rc.stdin_data, &status, shell);
+      CHECK(status == 0);
+      CHECK(out == "TOKEN=[" + value + "]\nX=[y]\nSCRIPT 'q' $x\n");
+    }
+    int started = count_starts() - before;
+    if (shell == "/bin/bash") {
+      CHECK(started == 0);  // bash as login shell: no second bash
+    } else {
+      CHECK(started == static_cast<int>(kNasty.size()));  // dash: one remote.bash per submit
+    }
   }
   REQUIRE(system(("rm -rf " + std::string(dir)).c_str()) == 0);
 }
