@@ -878,6 +878,39 @@ def fmt_ratio(v):
     return "—" if v is None else f"{v:.2f}×"
 
 
+def gap_lines(op, per_path, paths):
+    """Where the CPU of a path over floor goes, from this run's CPU table.
+
+    floor's client CPU is the wrapper chain itself (sudo + wrapper +
+    squeue/sbatch/scancel), so a path's login-host CPU minus it is what the
+    SSH server side adds per channel: sshd's fork and channel handling and
+    the service account's login shell. The client and helper columns are the
+    path's own processes on the hub side.
+    """
+    f = per_path.get("floor", {}).get("latency", {}).get("cpu_ms_per_call")
+    floor50 = per_path.get("floor", {}).get("latency", {}).get("p50")
+    if not f or floor50 is None:
+        return []
+    rows = []
+    for p in paths:
+        c = per_path[p]["latency"].get("cpu_ms_per_call")
+        p50 = per_path[p]["latency"].get("p50")
+        if p == "floor" or not c or p50 is None or c["login"] <= 0:
+            continue
+        server = c["login"] - f["client"]
+        rows.append(f"| {p} | {p50 - floor50:+.1f} | {c['client']:.1f} | {c['helper']:.1f} | {server:+.1f} | "
+                    f"{c['slurm'] - f['slurm']:+.1f} |")
+    if not rows:
+        return []
+    unit = "call" if op == "query" else "pair"
+    return ["", f"Where each path's cost over floor goes, ms per {unit} (CPU, concurrency 1): its own client "
+                "process, its helper, and the SSH server side — login-host CPU minus floor's (sshd's fork and "
+                "channel work plus the service account's login shell, paid by every path that runs a command over "
+                "SSH):", "",
+            "| path | p50 − floor (wall) | client | helper | SSH server side | Slurm − floor's |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"] + rows
+
+
 def markdown(report):
     paths = report["config"]["paths"]
     levels = report["config"]["concurrency"]
@@ -938,6 +971,7 @@ def markdown(report):
                 if c:
                     lines.append(f"| {p} | {c['client']:.1f} | {c['helper']:.1f} | {c['login']:.1f} | "
                                  f"{c['slurm']:.1f} | {c['total']:.1f} |")
+            lines.extend(gap_lines(op, per_path, paths))
         lines.append("")
         unit = "calls/s" if op == "query" else "pairs/s"
         lines.append(f"Throughput ({unit} answered correctly) and errors (wrong or failed) at concurrency "
@@ -1038,7 +1072,7 @@ def main(argv):
     started = time.time()
     t_start = time.monotonic()
     load_start = loadavg()
-    version = subprocess.run([bench.bridge, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    version = subprocess.run([bench.bridge, "--version"], capture_output=True, text=True, check=False).stdout.strip().split("\n")[0]
     openssh = subprocess.run(["ssh", "-V"], capture_output=True, text=True, check=False).stderr.strip()
     results = {op: {p: {"throughput": {}} for p in args.paths} for op in args.ops}
     daemon_info = {}
