@@ -1,4 +1,5 @@
 #include "ssb/config/config.hpp"
+#include "ssb/config/toml_guard.hpp"
 
 #include <fmt/format.h>
 
@@ -10,6 +11,13 @@
 #include <limits>
 #include <optional>
 #include <sstream>
+// toml++ 3.3 marks paths unreachable that are reachable (see
+// ssb/config/toml_guard.hpp); reaching one would be undefined behaviour.
+// Make it a trap instead: find_toml_hazard keeps such input away, and a
+// fuzzer build crashes loudly if it ever misses a case.
+#include <toml++/impl/preprocessor.h>
+#undef TOML_UNREACHABLE
+#define TOML_UNREACHABLE __builtin_trap()
 #include <toml++/toml.h>
 #include <variant>
 
@@ -458,6 +466,9 @@ Result<Config> load_string(const std::string& text, const std::string& path) {
   config.source_path = path;
   for (const auto& k : keys()) config.origins[k.info.name] = "default";
 
+  if (auto hazard = find_toml_hazard(text)) {
+    return make_error(Errc::config, fmt::format("{}:{}: {}", path, hazard->line, hazard->message));
+  }
   toml::table root;
   try {
     root = toml::parse(text, path);

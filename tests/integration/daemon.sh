@@ -19,14 +19,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
-BRIDGE_ARG=$(realpath "${1:?usage: $0 PATH/TO/slurm-ssh-bridge}")
-SANDBOX=$HERE/../sandbox/sandbox.sh
+suite_setup daemon "${1:-}"
 PY=/usr/bin/python3
-WORK=$(mktemp -d /tmp/ssb-daemon.XXXXXX)
-chmod 0755 "$WORK"  # the sandbox's users traverse it to reach the wrappers
-# Run a snapshot of the binary, so a rebuild during the run changes nothing.
-BRIDGE=$(snapshot_binary "$BRIDGE_ARG" "$WORK") || { rm -rf "$WORK"; exit 1; }
-SB=$WORK/sb
 SB2=$WORK/sb-maxsess3
 U=alice.proj1
 TAB=$'\t'
@@ -35,26 +29,9 @@ BURST=200             # concurrent clients per burst
 CLIENT_TIMEOUT=120    # seconds any one client may take
 CLIENT_PIDS=()
 
-cleanup() {
-    set +e
-    stop_started "$BRIDGE"
-    bash "$SANDBOX" down "$SB2" >/dev/null 2>&1
-    bash "$SANDBOX" down "$SB" >/dev/null 2>&1
-    if [[ -n ${KEEP:-} ]]; then
-        echo "KEEP: logs left in $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-
-
-bash "$SANDBOX" up "$SB" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; exit 1; }
-# shellcheck source=/dev/null
-source "$SB/sandbox.env"
-CONF=$SB/bridge.toml
+sandbox_up "$SB" || exit 1
+use_sandbox "$SB"
 SOCK=$SB/bridge.sock
-export SLURM_CONF
 
 # ------------------------------------------------------------------ helpers
 
@@ -203,11 +180,6 @@ PYEOF
 
 bridge() { "$BRIDGE" --config "$CONF" "$@"; }
 accepted_logins() { grep -c "Accepted publickey" "$1" 2>/dev/null || true; }
-count_lines() { # FILE ERE
-    local n
-    n=$(grep -cE -- "$2" "$1" 2>/dev/null) || true
-    echo "${n:-0}"
-}
 log_has_at_least() { (($(count_lines "$1" "$2") >= $3)); }  # FILE ERE N
 vmrss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -230,7 +202,6 @@ expect_contains() {
     fi
 }
 
-info() { printf '  info: %s\n' "$*"; }
 
 # start_daemon NAME CONF [OPTIONS...]: start `serve` in the background, wait
 # (bounded) until `status` answers. Sets DAEMON_PID, DAEMON_LOG.
@@ -407,7 +378,7 @@ fi
 
 # ------------------------------------------------------------------ 2
 test_case "sshd MaxSessions 3 (below channels_per_connection 8): the same burst succeeds 100%"
-if bash "$SANDBOX" up "$SB2" --max-sessions 3 >"$WORK/up2.log" 2>&1; then
+if sandbox_up "$SB2" --max-sessions 3; then
     CONF2=$SB2/bridge.toml
     SSHD_LOG2=$SB2/sshd.log
     expect_file_contains "$SB2/ssh/sshd_config" '^MaxSessions 3$' "the second sandbox's sshd has MaxSessions 3"
@@ -451,7 +422,7 @@ if bash "$SANDBOX" up "$SB2" --max-sessions 3 >"$WORK/up2.log" 2>&1; then
     fi
     bash "$SANDBOX" down "$SB2" >/dev/null 2>&1 || true
 else
-    fail "second sandbox (--max-sessions 3) did not come up" "$(tail -n 10 "$WORK/up2.log")"
+    fail "second sandbox (--max-sessions 3) did not come up" "$(tail -n 10 "$SB2.up.log")"
 fi
 
 # ------------------------------------------------------------------ 3

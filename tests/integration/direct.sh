@@ -11,25 +11,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
-BRIDGE=$(realpath "${1:?usage: $0 PATH/TO/slurm-ssh-bridge}")
-SANDBOX=$HERE/../sandbox/sandbox.sh
-WORK=$(mktemp -d /tmp/ssb-direct.XXXXXX)
-chmod 0755 "$WORK"  # the sandbox's users traverse it to reach the wrappers
-SB=$WORK/sb
+suite_setup direct "${1:-}"
 SB2=$WORK/sb-acceptenv
-cleanup() {
+suite_teardown() {
     if [[ -n ${SAMPLER_PID:-} ]]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
-    bash "$SANDBOX" down "$SB2" >/dev/null 2>&1 || true
-    bash "$SANDBOX" down "$SB" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
 }
-trap cleanup EXIT
 
-bash "$SANDBOX" up "$SB" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; exit 1; }
-# shellcheck source=/dev/null
-source "$SB/sandbox.env"
-CONF=$SB/bridge.toml
-export SLURM_CONF
+sandbox_up "$SB" || exit 1
+use_sandbox "$SB"
 
 bridge() { "$BRIDGE" --config "$CONF" "$@"; }
 accepted_logins() { grep -c "Accepted publickey" "$SB/sshd.log" || true; }
@@ -211,7 +200,7 @@ expect_no_match "$STDERR" 'secret-setenv-value' "never the value"
 unset JUPYTERHUB_API_TOKEN
 
 test_case "env.method=setenv with AcceptEnv forwards the token"
-bash "$SANDBOX" up "$SB2" --accept-env >"$WORK/up2.log" 2>&1 || { cat "$WORK/up2.log"; fail "second sandbox"; }
+sandbox_up "$SB2" --accept-env || fail "second sandbox"
 export JUPYTERHUB_API_TOKEN=$TOKEN
 expect_exit 0 "$BRIDGE" --config "$SB2/bridge.toml" --set env.method=setenv --user bob.proj1 submit <"$JOB"
 unset JUPYTERHUB_API_TOKEN

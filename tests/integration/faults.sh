@@ -32,14 +32,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
-BRIDGE_ARG=$(realpath "${1:?usage: $0 PATH/TO/slurm-ssh-bridge}")
-SANDBOX=$HERE/../sandbox/sandbox.sh
+suite_setup faults "${1:-}"
 PY=/usr/bin/python3
-WORK=$(mktemp -d /tmp/ssb-faults.XXXXXX)
-chmod 0755 "$WORK"  # the sandbox's users traverse it to reach the wrappers
-# Run a snapshot of the binary, so a rebuild during the run changes nothing.
-BRIDGE=$(snapshot_binary "$BRIDGE_ARG" "$WORK") || { rm -rf "$WORK"; exit 1; }
-SB=$WORK/sb
 SB6=$WORK/sb-limits
 HELPER=$WORK/faults_helper.py
 U=alice.proj1
@@ -56,25 +50,14 @@ net_teardown() {
         ip link del "$VR" 2>/dev/null || true
     fi
 }
-cleanup() {
-    set +e
+# Runs first at exit; the network namespace goes after the processes in it.
+suite_teardown() {
     stop_started "$WORK"
     net_teardown
-    bash "$SANDBOX" down "$SB6" >/dev/null 2>&1
-    bash "$SANDBOX" down "$SB" >/dev/null 2>&1
-    if [[ -n ${KEEP:-} ]]; then
-        echo "KEEP: logs left in $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
 }
-trap cleanup EXIT
 
-bash "$SANDBOX" up "$SB" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; exit 1; }
-# shellcheck source=/dev/null
-source "$SB/sandbox.env"
-CONF=$SB/bridge.toml
-export SLURM_CONF
+sandbox_up "$SB" || exit 1
+use_sandbox "$SB"
 
 # ------------------------------------------------------------------ helpers
 
@@ -426,26 +409,7 @@ if __name__ == "__main__":
     main()
 PYEOF
 
-info() { printf '  info: %s\n' "$*"; }
-count_lines() { # FILE ERE
-    local n
-    n=$(grep -cE -- "$2" "$1" 2>/dev/null) || true
-    echo "${n:-0}"
-}
 
-# kv CMD...: run CMD and load its key=value output lines into KV[key]; its
-# stderr (samples of bad results) goes to KV_NOTES.
-declare -A KV=()
-KV_NOTES=""
-kv() {
-    KV=()
-    local line out errf=$WORK/kv.err
-    out=$("$@" 2>"$errf") || true
-    KV_NOTES=$(cat "$errf")
-    while IFS= read -r line; do
-        [[ $line =~ ^([a-z_]+)=(.*)$ ]] && KV[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
-    done <<<"$out"
-}
 # expect_kv KEY OP VALUE WHAT: numeric comparison of KV[KEY] (OP: -eq -le -ge ...)
 expect_kv() {
     local v=${KV[$1]:-missing}
@@ -908,7 +872,7 @@ stop_daemon "$DAEMON_PID"
 
 # ------------------------------------------------------------------ 6
 test_case "6 sshd with MaxSessions 1 and MaxStartups 1:100:1: a burst of 50 queries through the daemon with zero errors"
-if bash "$SANDBOX" up "$SB6" --max-sessions 1 --max-startups 1:100:1 >"$WORK/up6.log" 2>&1; then
+if sandbox_up "$SB6" --max-sessions 1 --max-startups 1:100:1; then
     CONF6=(--config "$SB6/bridge.toml")
     start_daemon "$WORK/d6.log" "${CONF6[@]}" || true
     D6=$DAEMON_PID
@@ -934,7 +898,7 @@ if bash "$SANDBOX" up "$SB6" --max-sessions 1 --max-startups 1:100:1 >"$WORK/up6
     info "sshd MaxStartups drops: $(count_lines "$SB6/sshd.log" 'past MaxStartups')"
     stop_daemon "$D6"
 else
-    fail "sandbox with --max-sessions 1 --max-startups 1:100:1" "$(log_tail "$WORK/up6.log")"
+    fail "sandbox with --max-sessions 1 --max-startups 1:100:1" "$(log_tail "$SB6.up.log")"
 fi
 bash "$SANDBOX" down "$SB6" >/dev/null 2>&1 || true
 

@@ -280,6 +280,99 @@ snapshot_binary() {
     echo "$copy"
 }
 
+# ---- suite set-up and clean-up -------------------------------------------
+
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SUITE_SANDBOXES=()
+
+# suite_setup NAME BRIDGE-PATH: the preamble every suite shares. Makes WORK
+# (/tmp/ssb-NAME.XXXXXX, mode 0755: the sandbox's users traverse it to reach
+# the wrappers), sets BRIDGE to a snapshot of the binary inside it (a rebuild
+# during the run changes nothing), SANDBOX (sandbox.sh) and SB (WORK/sb, the
+# main sandbox's directory), and installs the EXIT trap: the suite's own
+# suite_teardown function when it defines one, then stop_started "$WORK",
+# every sandbox sandbox_up brought up taken down (last first), and WORK
+# removed (kept, and its path printed, with KEEP=1).
+suite_setup() {
+    local bridge_arg
+    bridge_arg=$(realpath "${2:?usage: $0 PATH/TO/slurm-ssh-bridge}")
+    SANDBOX=$LIB_DIR/../sandbox/sandbox.sh
+    WORK=$(mktemp -d "/tmp/ssb-$1.XXXXXX")
+    chmod 0755 "$WORK"
+    trap _suite_cleanup EXIT
+    BRIDGE=$(snapshot_binary "$bridge_arg" "$WORK") || exit 1
+    # shellcheck disable=SC2034 # for the suite
+    SB=$WORK/sb
+}
+
+_suite_cleanup() {
+    set +e
+    if declare -F suite_teardown >/dev/null; then
+        suite_teardown
+    fi
+    stop_started "$WORK"
+    local i
+    for ((i = ${#SUITE_SANDBOXES[@]} - 1; i >= 0; i--)); do
+        bash "$SANDBOX" down "${SUITE_SANDBOXES[i]}" >/dev/null 2>&1
+    done
+    if [[ -n ${KEEP:-} ]]; then
+        echo "KEEP: logs left in $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+
+# sandbox_up DIR [sandbox.sh up options...]: brings a sandbox up in DIR
+# (taken down again at exit). On failure prints its log and returns 1.
+sandbox_up() {
+    local dir=$1
+    shift
+    SUITE_SANDBOXES+=("$dir")
+    if ! bash "$SANDBOX" up "$dir" "$@" >"$dir.up.log" 2>&1; then
+        cat "$dir.up.log"
+        return 1
+    fi
+}
+
+# use_sandbox DIR: the suite's commands talk to this sandbox: its
+# sandbox.env (SSHD_PID, SSH_PORT, SLURM_CONF, ...) sourced, CONF set to its
+# bridge.toml, SLURM_CONF exported.
+use_sandbox() {
+    # shellcheck source=/dev/null
+    source "$1/sandbox.env"
+    # shellcheck disable=SC2034 # for the suite
+    CONF=$1/bridge.toml
+    export SLURM_CONF
+}
+
+# ---- small readers ---------------------------------------------------------
+
+# info TEXT...: an indented line of context in the suite's output.
+info() { printf '  info: %s\n' "$*"; }
+
+# count_lines FILE ERE: how many lines of FILE match ERE (0 when FILE is missing).
+count_lines() {
+    local n
+    n=$(grep -cE -- "$2" "$1" 2>/dev/null) || true
+    echo "${n:-0}"
+}
+
+# kv CMD...: run CMD and load its key=value output lines into KV[key]; its
+# stderr (samples of bad results) goes to KV_NOTES.
+# shellcheck disable=SC2034 # KV and KV_NOTES are read by the suites
+declare -A KV=()
+KV_NOTES=""
+# shellcheck disable=SC2034
+kv() {
+    KV=()
+    local line out errf=$WORK/kv.err
+    out=$("$@" 2>"$errf") || true
+    KV_NOTES=$(cat "$errf")
+    while IFS= read -r line; do
+        [[ $line =~ ^([a-z_]+)=(.*)$ ]] && KV[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+    done <<<"$out"
+}
+
 # ---- timing, logs and the daemon -----------------------------------------
 
 now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }

@@ -32,34 +32,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
-BRIDGE_ARG=$(realpath "${1:?usage: $0 PATH/TO/slurm-ssh-bridge}")
-SANDBOX=$HERE/../sandbox/sandbox.sh
+suite_setup security "${1:-}"
 PY=/usr/bin/python3
-WORK=$(mktemp -d /tmp/ssb-security.XXXXXX)
-chmod 0755 "$WORK"  # the sandbox's users traverse it (wrappers, runuser clients)
-BRIDGE=$(snapshot_binary "$BRIDGE_ARG" "$WORK") || { rm -rf "$WORK"; exit 1; }
-SB=$WORK/sb
 HELPER=$WORK/security_helper.py
 U=alice.proj1
 T_SUITE=${EPOCHREALTIME//[.,]/}
 
-cleanup() {
-    set +e
-    stop_started "$WORK"
-    bash "$SANDBOX" down "$SB" >/dev/null 2>&1
-    if [[ -n ${KEEP:-} ]]; then
-        echo "KEEP: logs left in $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-
-bash "$SANDBOX" up "$SB" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; exit 1; }
-# shellcheck source=/dev/null
-source "$SB/sandbox.env"
-CONF=$SB/bridge.toml
-export SLURM_CONF
+sandbox_up "$SB" || exit 1
+use_sandbox "$SB"
 
 cat >"$HELPER" <<'PYEOF'
 """Test helper for tests/integration/security.sh (stdlib only).
@@ -388,27 +368,10 @@ sys.exit(main())
 PYEOF
 chmod 0644 "$HELPER"
 
-info() { printf '  info: %s\n' "$*"; }
-count_lines() { # FILE ERE
-    local n
-    n=$(grep -cE -- "$2" "$1" 2>/dev/null) || true
-    echo "${n:-0}"
-}
 logins() { count_lines "$SSHD_LOG" 'Accepted publickey'; }
 sessions() { count_lines "$SSHD_LOG" 'Starting session:'; }
 tcp_connections() { count_lines "$SSHD_LOG" '^Connection from'; }
 
-declare -A KV=()
-KV_NOTES=""
-kv() {
-    KV=()
-    local line out errf=$WORK/kv.err
-    out=$("$@" 2>"$errf") || true
-    KV_NOTES=$(cat "$errf")
-    while IFS= read -r line; do
-        [[ $line =~ ^([a-z_]+)=(.*)$ ]] && KV[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
-    done <<<"$out"
-}
 
 # start_daemon LOG BRIDGE-ARGS...: the daemon, disowned (no job-control
 # noise when a case kills it); see start_daemon_logged in lib.sh.
