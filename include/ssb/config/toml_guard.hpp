@@ -2,8 +2,9 @@
 // with (Debian 12's toml++ 3.3.0): for some non-ASCII code points (U+00A1 to
 // U+0499, U+2C8E to U+3087, among them every accented Latin letter) its
 // whitespace test reaches a point marked unreachable, which is undefined
-// behaviour (upstream issues 190 and 295; fixed after 3.4). It asks that
-// question only outside strings and comments, and inside multi-line basic
+// behaviour (upstream issues 190 and 295; fixed upstream in 2026, not in
+// 3.3.0). It asks that question only outside strings and comments, and
+// inside multi-line basic
 // ("""...""") strings; so the loader refuses a non-ASCII character there
 // before parsing, with the line, instead of handing it over.
 //
