@@ -4,9 +4,9 @@
 // whitespace test reaches a point marked unreachable, which is undefined
 // behaviour (upstream issues 190 and 295; fixed upstream in 2026, not in
 // 3.3.0). It asks that question only outside strings and comments, and
-// inside multi-line basic
-// ("""...""") strings; so the loader refuses a non-ASCII character there
-// before parsing, with the line, instead of handing it over.
+// inside multi-line basic ("""...""") strings; so the loader refuses a
+// non-ASCII character there before parsing, with the line, instead of
+// handing it over.
 //
 // Pure: no I/O; unit-tested and fuzzed (fuzz_config) with the loader.
 #pragma once
