@@ -7,6 +7,8 @@ Modules:
   bridge (no batchspawner import, usable anywhere).
 - :mod:`slurm_ssh_bridge.spawner` -- ``BridgeSlurmSpawner``, the
   ``batchspawner.SlurmSpawner`` preset (imports batchspawner).
+- :mod:`slurm_ssh_bridge.brics` -- ``BridgeBricsSlurmSpawner``, the mixin on
+  bricsauthenticator's ``BricsSlurmSpawner`` (imports bricsauthenticator).
 - :mod:`slurm_ssh_bridge.service` -- ``bridge_service()``, the
   ``c.JupyterHub.services`` entry that runs the bridge daemon with the hub.
 - :mod:`slurm_ssh_bridge.client` -- an asyncio client for the daemon's

@@ -1,5 +1,11 @@
 """``BridgeSlurmSpawner``: batchspawner's ``SlurmSpawner`` running slurm-ssh-bridge.
 
+:class:`BridgeSpawnerMixin` is the bridge's part alone, to put in front of
+any ``SlurmSpawner`` subclass (``class X(BridgeSpawnerMixin, SomeSpawner)``);
+:class:`BridgeSlurmSpawner` is that mixin on ``SlurmSpawner`` itself, and
+:mod:`slurm_ssh_bridge.brics` puts it on bricsauthenticator's
+``BricsSlurmSpawner``.
+
 Use it with ``c.JupyterHub.spawner_class = "slurm-ssh-bridge"`` (the
 ``jupyterhub.spawners`` entry point) or
 ``"slurm_ssh_bridge.spawner.BridgeSlurmSpawner"``. Every ``SlurmSpawner``
@@ -16,8 +22,9 @@ from __future__ import annotations
 import os
 import pwd
 
-from batchspawner import SlurmSpawner
+from batchspawner import BatchSpawnerBase, SlurmSpawner
 from traitlets import Unicode, default, validate, TraitError
+from traitlets.config import LoggingConfigurable
 
 from . import commands
 
@@ -26,20 +33,34 @@ try:  # batchspawner >= 1.2
 except ImportError:  # pragma: no cover - very old batchspawner
     from batchspawner.batchspawner import JobStatus
 
-__all__ = ["BridgeSlurmSpawner"]
+__all__ = ["BridgeSpawnerMixin", "BridgeSlurmSpawner"]
 
 _WARNED = set()
 
 
-class BridgeSlurmSpawner(SlurmSpawner):
-    """A ``SlurmSpawner`` whose submit, query and cancel go through slurm-ssh-bridge.
+class BridgeSpawnerMixin(LoggingConfigurable):
+    """The bridge's part of a spawner: put it first among the bases of any
+    batchspawner ``SlurmSpawner`` subclass.
 
-    The bridge runs on the hub host as the hub's user, connects to the Slurm
-    login host over SSH (or hands the request to its daemon) and runs
-    ``sudo -n -u <user> slurmspawner_{sbatch,squeue,scancel}`` there. The
-    notebook's environment (``JUPYTERHUB_*``, ``JPY_API_TOKEN``) travels in
-    the bridge's environment forwarding, never on a command line; the batch
-    script's ``--export={{keepvars}}`` then hands it to the job.
+    ``class MySpawner(BridgeSpawnerMixin, SomeSlurmSpawner)`` makes
+    ``SomeSlurmSpawner``'s submit, query and cancel go through
+    slurm-ssh-bridge: it provides the defaults of ``exec_prefix``,
+    ``batch_submit_cmd``, ``batch_query_cmd``, ``batch_cancel_cmd`` and
+    ``state_unknown_re`` (winning over ``SlurmSpawner``'s because the mixin
+    comes first in the MRO), refuses an unsafe ``req_username`` before
+    anything runs, keeps the hub's own secrets out of query and cancel
+    (``run_command``), keeps polling when the bridge executable is missing,
+    and logs once when configuration replaced one of its commands.
+
+    What account the job runs as and where (``req_username``,
+    ``req_homedir``, ``user_env``, options forms) stays the other class's:
+    the mixin defines none of them, so ``BricsSlurmSpawner``'s project
+    account and home directory, for example, are kept. Only a non-empty
+    ``remote_homedir`` replaces the job's home directory (``{homedir}``)
+    and ``HOME``.
+
+    Configure it as ``c.BridgeSpawnerMixin.*`` (every composition) or under
+    the composed class's own name.
     """
 
     bridge_path = Unicode(
@@ -77,10 +98,13 @@ class BridgeSlurmSpawner(SlurmSpawner):
         "",
         help="""Home directory of the user on the Slurm side, e.g. ``/home/{username}``.
 
-        Empty (default): batchspawner's behaviour, the home directory from
-        the hub host's passwd database. Set it when the hub's container does
-        not know the site's users; it then provides ``req_homedir`` (used by
-        the batch script's ``--chdir`` and ``--output``) and ``HOME``.
+        Empty (default): the spawner's own ``req_homedir`` (for
+        ``BridgeSlurmSpawner``, batchspawner's: the home directory from the
+        hub host's passwd database; for ``BricsSlurmSpawner``,
+        ``/home/<project>/<account>``). Set it when the hub's container does
+        not know the site's users, or the site's homes follow another rule;
+        it then provides the batch script's ``{homedir}`` (its ``--chdir``
+        and ``--output``) and ``HOME``.
         ``{username}`` is the account the job runs as (``req_username``,
         which a subclass may set to something other than the hub user's
         name), substituted each time a job is submitted.
@@ -138,19 +162,17 @@ class BridgeSlurmSpawner(SlurmSpawner):
     def _default_state_unknown_re(self):
         return commands.STATE_UNKNOWN_RE
 
-    @default("req_homedir")
-    def _default_req_homedir(self):
-        account = self.req_username
-        if self.remote_homedir:
-            return commands.remote_homedir(self.remote_homedir, account)
-        try:
-            return pwd.getpwnam(account).pw_dir
-        except KeyError:
-            raise RuntimeError(
-                "user %r has no passwd entry on the hub host, so batchspawner cannot "
-                "derive the job's home directory; set "
-                "c.BridgeSlurmSpawner.remote_homedir (e.g. '/home/{username}')" % account
-            ) from None
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        mro = cls.mro()
+        if BatchSpawnerBase in mro and mro.index(BatchSpawnerBase) < mro.index(BridgeSpawnerMixin):
+            # Behind batchspawner in the MRO, batchspawner's defaults and
+            # run_command win and the bridge is silently bypassed.
+            raise TypeError(
+                "%s: BridgeSpawnerMixin must come before the batchspawner spawner among "
+                "the bases, e.g. class %s(BridgeSpawnerMixin, SlurmSpawner)"
+                % (cls.__name__, cls.__name__)
+            )
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -197,23 +219,11 @@ class BridgeSlurmSpawner(SlurmSpawner):
         return subvars
 
     def user_env(self, env):
-        """``USER``, ``HOME``, ``SHELL`` for the submit environment.
-
-        Like batchspawner's, but does not fail when the hub host's passwd
-        database does not know the user (a hub in a container).
-        """
-        name = self.req_username  # the account the job runs as
-        env["USER"] = name
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            entry = None
+        """The other class's ``USER``, ``HOME``, ``SHELL``; ``HOME`` from
+        ``remote_homedir`` when that is set."""
+        env = super().user_env(env)
         if self.remote_homedir:
-            env["HOME"] = commands.remote_homedir(self.remote_homedir, name)
-        elif entry is not None and entry.pw_dir:
-            env["HOME"] = entry.pw_dir
-        if entry is not None and entry.pw_shell:
-            env["SHELL"] = entry.pw_shell
+            env["HOME"] = commands.remote_homedir(self.remote_homedir, self.req_username)
         return env
 
     async def run_command(self, cmd, input=None, env=None):
@@ -234,3 +244,53 @@ class BridgeSlurmSpawner(SlurmSpawner):
                 self.job_status = problem
                 return JobStatus.UNKNOWN
         return await super().query_job_status()
+
+
+class BridgeSlurmSpawner(BridgeSpawnerMixin, SlurmSpawner):
+    """A ``SlurmSpawner`` whose submit, query and cancel go through slurm-ssh-bridge.
+
+    The bridge runs on the hub host as the hub's user, connects to the Slurm
+    login host over SSH (or hands the request to its daemon) and runs
+    ``sudo -n -u <user> slurmspawner_{sbatch,squeue,scancel}`` there. The
+    notebook's environment (``JUPYTERHUB_*``, ``JPY_API_TOKEN``) travels in
+    the bridge's environment forwarding, never on a command line; the batch
+    script's ``--export={{keepvars}}`` then hands it to the job.
+
+    Besides :class:`BridgeSpawnerMixin`, it replaces batchspawner's
+    ``req_homedir`` and ``user_env``, which fail when the hub host's passwd
+    database does not know the user.
+    """
+
+    @default("req_homedir")
+    def _default_req_homedir(self):
+        account = self.req_username
+        if self.remote_homedir:
+            return commands.remote_homedir(self.remote_homedir, account)
+        try:
+            return pwd.getpwnam(account).pw_dir
+        except KeyError:
+            raise RuntimeError(
+                "user %r has no passwd entry on the hub host, so batchspawner cannot "
+                "derive the job's home directory; set "
+                "c.BridgeSlurmSpawner.remote_homedir (e.g. '/home/{username}')" % account
+            ) from None
+
+    def user_env(self, env):
+        """``USER``, ``HOME``, ``SHELL`` for the submit environment.
+
+        Like batchspawner's, but does not fail when the hub host's passwd
+        database does not know the user (a hub in a container).
+        """
+        name = self.req_username  # the account the job runs as
+        env["USER"] = name
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            entry = None
+        if self.remote_homedir:
+            env["HOME"] = commands.remote_homedir(self.remote_homedir, name)
+        elif entry is not None and entry.pw_dir:
+            env["HOME"] = entry.pw_dir
+        if entry is not None and entry.pw_shell:
+            env["SHELL"] = entry.pw_shell
+        return env
