@@ -111,6 +111,10 @@ expect_file_contains "$BRIDGE_CONFIG" "^wrappers_dir = \"$WRAPPERS_DIR\"$" "brid
 expect_file_contains "$BRIDGE_CONFIG" "^socket = \"$DIR/bridge.sock\"$" "bridge.toml has the daemon socket"
 expect_file_contains "$SUDOERS_FILE" "^jupyterspawner ALL=\(%jupyterusers\) NOPASSWD: $WRAPPERS_DIR/slurmspawner_sbatch, " "sudoers rule installed"
 expect_eq "$(stat -c '%a' "$SUDOERS_FILE")" "440" "sudoers fragment is mode 0440"
+expect_exit 0 "$WRAPPERS_DIR/python" -c 'import importlib.metadata as m; print(m.version("slurmspawner_wrappers"))'
+expect_match "$STDOUT" '^[0-9]' "$WRAPPERS_DIR is a venv with the upstream slurmspawner_wrappers installed"
+expect_eq "$(stat -c '%U %A' "$WRAPPERS_DIR" "$WRAPPERS_DIR/slurmspawner_sbatch" | sed 's/ .\(.....\).*/ \1/' | sort -u)" \
+    "root rwxr-" "wrappers and their bin/ are root-owned, not writable by group or others"
 expect_exit 0 "$SANDBOX" status "$DIR"
 expect_match "$STDOUT" "node node1 idle" "status shows node1 idle"
 
@@ -167,13 +171,21 @@ else
     fail "output of job $ENVJOB did not appear"
 fi
 
-test_case "wrappers reject bad input"
-expect_exit 2 remote "sudo -n -u $SANDBOX_USER $WRAPPERS_DIR/slurmspawner_squeue"
-expect_match "$STDERR" "SLURMSPAWNER_JOB_ID is not set" "missing job id"
-expect_exit 2 remote "SLURMSPAWNER_JOB_ID='1 2' sudo -n -u $SANDBOX_USER $WRAPPERS_DIR/slurmspawner_scancel"
-expect_match "$STDERR" "invalid SLURMSPAWNER_JOB_ID" "invalid job id"
-expect_exit 2 remote "sudo -n -u $SANDBOX_USER $WRAPPERS_DIR/slurmspawner_sbatch --wrap=id" </dev/null
-expect_match "$STDERR" "takes no arguments" "arguments refused"
+# The upstream slurmspawner_wrappers: a missing job id is their own error,
+# a malformed one is Slurm's; arguments are ignored (never passed to sbatch),
+# so a sudoers rule without arguments cannot smuggle options to Slurm.
+test_case "wrappers: bad input fails, arguments never reach Slurm"
+expect_exit 1 remote "sudo -n -u $SANDBOX_USER $WRAPPERS_DIR/slurmspawner_squeue"
+expect_match "$STDERR" "SLURMSPAWNER_JOB_ID must be set" "missing job id"
+expect_exit 1 remote "SLURMSPAWNER_JOB_ID='1 2' sudo -n -u $SANDBOX_USER $WRAPPERS_DIR/slurmspawner_scancel"
+expect_match "$STDERR" "Invalid job id 1 2" "invalid job id refused by scancel"
+sed 's/--job-name=ssb-selftest$/--job-name=ssb-selftest-args/' "$WORK/job.sh" >"$WORK/argsjob.sh"
+expect_exit 0 remote "sudo -n -u $SANDBOX_USER $WRAPPERS_DIR/slurmspawner_sbatch --job-name=smuggled --wrap=id" <"$WORK/argsjob.sh"
+ARGSJOB=$STDOUT
+expect_match "$ARGSJOB" '^[0-9]+$' "the script on stdin was submitted"
+expect_eq "$(SLURM_CONF=$SLURM_CONF squeue -h -j "$ARGSJOB" -o '%j' 2>&1)" "ssb-selftest-args" \
+    "job $ARGSJOB is the stdin script, not --wrap/--job-name from the wrapper's arguments"
+[[ $ARGSJOB =~ ^[0-9]+$ ]] && SLURM_CONF=$SLURM_CONF scancel "$ARGSJOB"
 
 test_case "sudo refuses mallory.other (not in jupyterusers) and other commands"
 expect_exit 1 remote "SLURMSPAWNER_JOB_ID=$JOB sudo -n -u $SANDBOX_OUTSIDER $WRAPPERS_DIR/slurmspawner_squeue"

@@ -5,9 +5,10 @@
 # One sandbox = one directory DIR holding everything it needs:
 #   a private munged (own key and socket), slurmctld + slurmd (own slurm.conf,
 #   ports, cluster name, state), an sshd on 127.0.0.1:<port> that accepts only
-#   `jupyterspawner` with DIR/client_key, the project's slurmspawner wrappers in
-#   DIR/wrappers/bin and a sudoers fragment /etc/sudoers.d/ssb-sandbox-<id>
-#   allowing jupyterspawner to run them as members of `jupyterusers`.
+#   `jupyterspawner` with DIR/client_key, the real (upstream) slurmspawner
+#   wrappers in a venv shared by all sandboxes (see install_wrappers) and a
+#   sudoers fragment /etc/sudoers.d/ssb-sandbox-<id> allowing jupyterspawner
+#   to run them as members of `jupyterusers`.
 # Several sandboxes can run at once (ports are reserved under /run/ssb-sandbox).
 # Every daemon is started by this script, recorded by PID (and start time) in
 # DIR/pids and stopped by that PID, never by name; the processes they spawn
@@ -24,7 +25,8 @@ readonly PROG=sandbox.sh
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
 readonly REPO_ROOT="$SCRIPT_DIR/../.."
-readonly WRAPPERS_SRC="$REPO_ROOT/containers/slurm/slurmspawner_wrappers/bin"
+readonly INSTALL_SUPPORT="$REPO_ROOT/scripts/install-support-packages.sh"
+readonly VENV_CACHE=/var/cache/ssb-sandbox      # wrappers venvs, shared by all sandboxes
 readonly WRAPPER_NAMES=(slurmspawner_sbatch slurmspawner_squeue slurmspawner_scancel)
 
 readonly SSH_USER=jupyterspawner
@@ -141,6 +143,7 @@ load_state() {
     source "$DIR/state/sandbox.conf"
     SLURM_CONF_FILE=$DIR/slurm.conf
     SUDOERS_FILE=$SUDOERS_D/ssb-sandbox-$SB_ID
+    SB_WRAPPERS_BIN=${SB_WRAPPERS_BIN:-$DIR/wrappers/bin}
     IFS=, read -r -a NODE_LIST <<<"$SB_NODES"
     IFS=, read -r -a SLURMD_PORT_LIST <<<"$SB_SLURMD_PORTS"
 }
@@ -577,7 +580,7 @@ write_sandbox_env() {
             SLURMD_LOG "$DIR/log/slurmd-${NODE_LIST[0]}.log" \
             MUNGE_SOCKET "$DIR/munge/munge.socket" \
             MUNGED_LOG "$DIR/log/munged.out" \
-            WRAPPERS_DIR "$DIR/wrappers/bin" \
+            WRAPPERS_DIR "$SB_WRAPPERS_BIN" \
             SUDOERS_FILE "$SUDOERS_FILE" \
             SANDBOX_CGROUP "$SB_CGROUP" \
             SANDBOX_SERVICE_USER "$SSH_USER" \
@@ -616,7 +619,7 @@ connect_timeout_s = 5
 command_timeout_s = 30
 
 [remote]
-wrappers_dir = "$DIR/wrappers/bin"
+wrappers_dir = "$SB_WRAPPERS_BIN"
 sudo = "/usr/bin/sudo"
 
 [env]
@@ -778,17 +781,57 @@ make_keys() {
     chmod 0644 "$DIR/known_hosts" "$DIR/known_hosts_wrong"
 }
 
+# The directory holding slurmspawner_wrappers' source, resolved the way
+# scripts/install-support-packages.sh does (SSB_SUPPORT_PACKAGES, else
+# ../shared/vendor beside the repository); nothing = the package index.
+support_source() {
+    if [[ -n ${SSB_SUPPORT_PACKAGES:-} ]]; then
+        realpath -m -- "$SSB_SUPPORT_PACKAGES"
+    elif [[ -d $REPO_ROOT/../shared/vendor ]]; then
+        realpath -- "$REPO_ROOT/../shared/vendor"
+    fi
+}
+
+# wrappers_venv: the path of the venv for the current wrapper source: keyed
+# by the content of the source tree and of the install script, so a change
+# makes a new venv and sandboxes already running keep using theirs.
+wrappers_venv() {
+    local src key
+    src=$(support_source)
+    key=$({
+        sha256sum <"$INSTALL_SUPPORT"
+        if [[ -n $src && -d $src/slurmspawner_wrappers ]]; then
+            (cd "$src/slurmspawner_wrappers" && find . -path ./.git -prune -o -type f -print0 |
+                LC_ALL=C sort -z | xargs -0 sha256sum)
+            cat "$src/slurmspawner_wrappers.commit" 2>/dev/null || true
+        else
+            echo "index"
+        fi
+    } | sha256sum | cut -c1-16)
+    echo "$VENV_CACHE/wrappers-$key"
+}
+
+# install_wrappers: the REAL slurmspawner_{sbatch,squeue,scancel} (upstream
+# slurmspawner_wrappers, unmodified), installed by
+# scripts/install-support-packages.sh into SB_WRAPPERS_BIN's venv. The venv
+# is made once and reused by every later `up` (the script is idempotent and
+# locks the venv while it installs); it is root-owned and world-readable,
+# as the wrappers run as the notebook users through sudo.
 install_wrappers() {
-    local w
-    install -d -m 0755 -o root -g root "$DIR/wrappers" "$DIR/wrappers/bin"
+    local venv=${SB_WRAPPERS_BIN%/bin} log=$DIR/log/wrappers-install.log w
+    install -d -m 0755 -o root -g root "$VENV_CACHE"
+    if ! "$INSTALL_SUPPORT" --venv "$venv" slurmspawner_wrappers >"$log" 2>&1; then
+        tail_log "$log"
+        die "could not install slurmspawner_wrappers into $venv with $INSTALL_SUPPORT (output above; source: ${SSB_SUPPORT_PACKAGES:-$REPO_ROOT/../shared/vendor, else the package index})"
+    fi
+    say "$(tail -n 1 "$log")"
     for w in "${WRAPPER_NAMES[@]}"; do
-        [[ -f $WRAPPERS_SRC/$w ]] || die "missing wrapper $WRAPPERS_SRC/$w"
-        install -m 0755 -o root -g root "$WRAPPERS_SRC/$w" "$DIR/wrappers/bin/$w"
+        [[ -x $SB_WRAPPERS_BIN/$w ]] || die "$SB_WRAPPERS_BIN/$w is missing after installing slurmspawner_wrappers (see $log)"
     done
 }
 
 install_sudoers() {
-    local bin=$DIR/wrappers/bin tmp
+    local bin=$SB_WRAPPERS_BIN tmp
     # sudo skips files in sudoers.d whose name contains "." - the temporary
     # name is never read, the final name has no dot.
     tmp=$SUDOERS_D/.ssb-sandbox-$SB_ID.tmp
@@ -938,12 +981,13 @@ cmd_up() {
 
     with_registry_lock reserve_ports_and_accounts
     SB_CGROUP=$(choose_cgroup)
+    SB_WRAPPERS_BIN=$(wrappers_venv)/bin
     {
         printf '%s=%q\n' SB_ID "$SB_ID" SB_CLUSTER "$SB_CLUSTER" SB_NODES "$SB_NODES" \
             SB_NODE_COUNT "$SB_NODE_COUNT" SB_CPUS "$SB_CPUS" SB_SSH_PORT "$SB_SSH_PORT" \
             SB_SLURMCTLD_PORT "$SB_SLURMCTLD_PORT" SB_SLURMD_PORTS "$SB_SLURMD_PORTS" \
             SB_MAX_SESSIONS "$SB_MAX_SESSIONS" SB_MAX_STARTUPS "$SB_MAX_STARTUPS" \
-            SB_ACCEPT_ENV "$SB_ACCEPT_ENV" SB_CGROUP "$SB_CGROUP"
+            SB_ACCEPT_ENV "$SB_ACCEPT_ENV" SB_CGROUP "$SB_CGROUP" SB_WRAPPERS_BIN "$SB_WRAPPERS_BIN"
     } >"$DIR/state/sandbox.conf"
     load_state "$DIR"
     say "sandbox $SB_ID in $DIR: ssh $SB_SSH_PORT, slurmctld $SB_SLURMCTLD_PORT, slurmd $SB_SLURMD_PORTS, cluster $SB_CLUSTER"
