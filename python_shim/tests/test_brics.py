@@ -62,7 +62,7 @@ def make(config=None, name="alice", **kwargs):
 def choose(spawner, form=FORM):
     """What the hub does: auth_state hook, then the options form's data."""
     spawner.auth_state_hook(spawner, AUTH_STATE)
-    spawner.user_options = spawner.options_from_form(form, spawner)
+    spawner.user_options = spawner.run_options_from_form(form)  # as the hub calls it
     return spawner
 
 
@@ -117,7 +117,7 @@ def test_options_form_lists_every_project_and_refuses_others():
     form = spawner.options_form(spawner)
     assert 'value="proj1.brics"' in form and 'value="proj2.brics"' in form
     with pytest.raises(Exception, match="unknown brics_project"):
-        spawner.options_from_form(dict(FORM, brics_project=["proj3.brics"]), spawner)
+        spawner.run_options_from_form(dict(FORM, brics_project=["proj3.brics"]))
 
 
 def test_state_round_trip_keeps_projects():
@@ -144,7 +144,7 @@ def test_query_does_not_see_hub_secrets_and_missing_bridge_keeps_polling(monkeyp
 def test_unsafe_account_from_auth_state_is_refused():
     spawner = make()
     spawner.auth_state_hook(spawner, {"proj2.brics": {"name": "x", "username": "alice;id"}})
-    spawner.user_options = spawner.options_from_form(FORM, spawner)
+    spawner.user_options = spawner.run_options_from_form(FORM)
     with pytest.raises(ValueError, match="slurm-ssh-bridge"):
         spawner.get_req_subvars()
 

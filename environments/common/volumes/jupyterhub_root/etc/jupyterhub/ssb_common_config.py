@@ -108,17 +108,23 @@ else:
         )
         return f'<label for="project">Project</label><select name="project" class="form-control">{options}</select>'
 
+    # The dummy-authentication environments spawn with ProjectBridgeSpawner
+    # (its form field is "project"); ssb_realauth_config.py replaces it with
+    # slurm_ssh_bridge.brics.BridgeBricsSlurmSpawner. The settings below are
+    # made on classes both have (BridgeSpawnerMixin, SlurmSpawner, Spawner),
+    # so they apply to either.
     c.JupyterHub.spawner_class = ProjectBridgeSpawner
-    c.Spawner.auth_state_hook = lambda spawner, auth_state: setattr(
+    c.ProjectBridgeSpawner.auth_state_hook = lambda spawner, auth_state: setattr(
         spawner, "_ssb_projects", dict(auth_state or {})
     )
     c.ProjectBridgeSpawner.options_form = project_options_form
-    c.ProjectBridgeSpawner.bridge_path = BRIDGE
-    c.ProjectBridgeSpawner.bridge_config = BRIDGE_CONFIG
-    c.ProjectBridgeSpawner.remote_homedir = "/home/{username}"
-    c.ProjectBridgeSpawner.req_options = "--nodes=1"
-    c.ProjectBridgeSpawner.startup_poll_interval = 2.0
-    c.ProjectBridgeSpawner.poll_interval = 60
+    c.BridgeSpawnerMixin.bridge_path = BRIDGE
+    c.BridgeSpawnerMixin.bridge_config = BRIDGE_CONFIG
+    # In-pod Slurm creates each <USER>.<PROJECT> account with /home/<account>.
+    c.BridgeSpawnerMixin.remote_homedir = "/home/{username}"
+    c.SlurmSpawner.req_options = "--nodes=1"
+    c.SlurmSpawner.startup_poll_interval = 2.0
+    c.SlurmSpawner.poll_interval = 60
     c.Spawner.start_timeout = 420
     c.Spawner.http_timeout = 300
     c.Spawner.env_keep = []
@@ -128,12 +134,12 @@ else:
     }
     # Use the conda environment when the login host has one, else whatever
     # jupyterhub-singleuser is on the job's PATH.
-    c.ProjectBridgeSpawner.req_prologue = (
+    c.SlurmSpawner.req_prologue = (
         'if [ -f "${JUPYTERHUB_BRICS_CONDA_PREFIX_DIR}/bin/activate" ]; then '
         'source "${JUPYTERHUB_BRICS_CONDA_PREFIX_DIR}/bin/activate" jupyter-user-env; fi; '
         'export JUPYTER_PATH="${JUPYTERHUB_BRICS_JUPYTER_DATA_DIR}${JUPYTER_PATH:+:${JUPYTER_PATH}}"'
     )
-    c.ProjectBridgeSpawner.req_srun = "srun --export=ALL"
+    c.SlurmSpawner.req_srun = "srun --export=ALL"
 
 c.Authenticator.enable_auth_state = True
 

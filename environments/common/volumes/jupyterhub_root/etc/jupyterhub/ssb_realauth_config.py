@@ -4,7 +4,12 @@
 BricsAuthenticator (package bricsauthenticator) authenticates each request
 from the JWT in its headers (put there by the Zenith tunnel's OIDC login);
 oidcServer, bricsPlatform and jwtAudience come from the deploy ConfigMap.
-Spawning (through slurm-ssh-bridge) and the rest are in ssb_common_config.py.
+Servers are spawned by BricsSlurmSpawner through slurm-ssh-bridge
+(slurm_ssh_bridge.brics.BridgeBricsSlurmSpawner): its options form lists the
+user's projects from the JWT, the job runs as the chosen project's
+<USER>.<PROJECT> account. The bridge and batch settings are in
+ssb_common_config.py; the environment's jupyterhub_config.py says where the
+login host keeps home directories (remote_homedir).
 """
 c = get_config()  # noqa: F821  (provided by JupyterHub)
 load_subconfig("/etc/jupyterhub/ssb_common_config.py")  # noqa: F821
@@ -22,6 +27,15 @@ except ImportError as exc:
         "build cannot install it); rebuild online, or put a clone in "
         "containers/jupyterhub/_dev_build_data/bricsauthenticator"
     ) from exc
+
+try:
+    from slurm_ssh_bridge.brics import BridgeBricsSlurmSpawner  # noqa: E402
+except ImportError as exc:
+    # batchspawner or python_shim missing (an offline image): keep the
+    # stand-in ssb_common_config.py chose, which explains the reason.
+    print(f"ssb_realauth_config: WARNING: BridgeBricsSlurmSpawner unavailable: {exc}", flush=True)
+else:
+    c.JupyterHub.spawner_class = BridgeBricsSlurmSpawner
 
 c.JupyterHub.authenticator_class = "brics"
 c.BricsAuthenticator.oidc_server = deploy_value("OIDC_SERVER")
