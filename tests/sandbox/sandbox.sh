@@ -31,7 +31,7 @@ readonly WRAPPER_NAMES=(slurmspawner_sbatch slurmspawner_squeue slurmspawner_sca
 
 readonly SSH_USER=jupyterspawner
 readonly USERS_GROUP=jupyterusers
-readonly TEST_USERS=(alice.proj1 bob.proj1)
+readonly TEST_USERS=(alice.proj1 bob.proj1 alice.proj2)  # alice.proj2: a second project of alice (tests/hub/test_brics.py)
 readonly OUTSIDER=mallory.other
 
 readonly REGISTRY=/run/ssb-sandbox          # port reservations + lock, shared by all sandboxes
