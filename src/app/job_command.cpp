@@ -45,6 +45,7 @@ int run_job_command(const config::Config& config, core::Op op, const Options& op
   if (op == core::Op::submit) {
     request.script = read_bounded(io.in, config.limits.max_script_bytes);
     request.env = core::forwardable_env(io.environ, config);
+    request.hub_home = core::hub_home_from_environ(io.environ, request.user);
   }
   if (auto st = core::validate(request, config); !st) {
     return print_response(core::from_error(request, st.error()), options.json, io.out, io.err);

@@ -33,6 +33,7 @@ Status validate(Request& request, const config::Config& config) {
     if (auto st = validate_job_id(request.job_id); !st) return st;
     request.env.clear();
     request.script.clear();
+    request.hub_home.clear();
     return {};
   }
   // submit
@@ -60,7 +61,39 @@ Status validate(Request& request, const config::Config& config) {
                                   config.limits.max_env_bytes));
   }
   request.env = std::move(kept);
+  if (!request.hub_home.empty()) {
+    const auto& home = request.hub_home;
+    const char* why = nullptr;
+    if (home.size() > kMaxHubHomeLength) {
+      why = "it is longer than 4096 bytes";
+    } else if (home.front() != '/') {
+      why = "it is not an absolute path";
+    } else if (home.find_first_of(std::string_view("\0\n\r", 3)) != std::string::npos) {
+      why = "it contains a NUL or line break";
+    }
+    if (why) {
+      return make_error(Errc::invalid_env,
+                        fmt::format("HOME offered by the hub for user {} (\"{}\") is not usable: {}; check the "
+                                    "spawner's remote_homedir / user_env",
+                                    request.user, printable(home), why));
+    }
+  }
   return {};
+}
+
+std::string hub_home_from_environ(const std::vector<std::string>& environ_entries, const std::string& user) {
+  std::string env_user, env_home;
+  bool has_user = false;
+  for (const auto& entry : environ_entries) {
+    if (entry.rfind("USER=", 0) == 0) {
+      env_user = entry.substr(5);
+      has_user = true;
+    } else if (entry.rfind("HOME=", 0) == 0) {
+      env_home = entry.substr(5);
+    }
+  }
+  if (!has_user || env_user != user) return {};
+  return env_home;
 }
 
 std::map<std::string, std::string> forwardable_env(const std::vector<std::string>& environ_entries,

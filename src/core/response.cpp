@@ -102,6 +102,10 @@ Response from_remote(const Request& request, RemoteOutcome outcome) {
       r.host = qs->host;
     }
   }
+  std::istringstream err(outcome.err);
+  for (std::string line; std::getline(err, line);) {
+    if (line.rfind(kNoticePrefix, 0) == 0) r.notices.push_back(line.substr(kNoticePrefix.size()));
+  }
   r.remote = std::move(outcome);
   return r;
 }

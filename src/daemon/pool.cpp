@@ -8,6 +8,19 @@
 
 namespace ssb::daemon {
 
+namespace {
+
+// A remote stderr line as one log line: printable ASCII only, bounded.
+std::string log_safe(const std::string& line) {
+  constexpr std::size_t kMax = 512;
+  std::string out;
+  for (char c : line.substr(0, kMax)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (line.size() > kMax) out += "...";
+  return out;
+}
+
+}  // namespace
+
 Pool::Pool(const config::Config& config) : config_(config) {
   for (int i = 0; i < config.pool.connections; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
 }
@@ -120,6 +133,11 @@ void Pool::finish(const std::shared_ptr<Job>& job, core::Response response, int 
                           core::to_string(response.op), response.user.empty() ? "-" : response.user,
                           response.job_id.empty() ? "-" : response.job_id, worker < 0 ? "-" : std::to_string(worker),
                           response.elapsed_ms, response.ok() ? "ok" : std::string(to_string(response.error->code))));
+  }
+  for (const auto& notice : response.notices) {
+    // From the bridge's own remote snippet (e.g. the hub's HOME for a user
+    // differs from the login host's passwd entry): worth an admin's look.
+    log::warn(fmt::format("req={} user={} {}", job->log_id, response.user, log_safe(notice)));
   }
   job->done(std::move(response));
 }

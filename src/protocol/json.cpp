@@ -80,7 +80,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   if (!obj.is_object()) return bad("request must be a JSON object");
   if (auto it = obj.find("id"); it != obj.end() && (it->is_string() || it->is_number_integer())) id_out = *it;
 
-  static const std::set<std::string> known{"v", "id", "op", "user", "job_id", "script", "env"};
+  static const std::set<std::string> known{"v", "id", "op", "user", "job_id", "script", "env", "hub_home"};
   for (const auto& [key, value] : obj.items()) {
     if (!known.count(key)) return bad(fmt::format("request has unknown field \"{}\"", core::printable(key)));
   }
@@ -106,6 +106,9 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   auto script = string_field(obj, "script", false);
   if (!script) return script.error();
   wr.request.script = std::move(*script);
+  auto hub_home = string_field(obj, "hub_home", false);
+  if (!hub_home) return hub_home.error();
+  wr.request.hub_home = std::move(*hub_home);
   if (auto it = obj.find("env"); it != obj.end()) {
     if (!it->is_object()) return bad("request field \"env\" must be an object of strings");
     for (const auto& [name, value] : it->items()) {
@@ -125,7 +128,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   };
   Status st;
   if (o == Op::status) {
-    for (const char* f : {"user", "job_id", "script", "env"}) {
+    for (const char* f : {"user", "job_id", "script", "env", "hub_home"}) {
       if (!(st = forbid(obj.contains(f), f))) return st.error();
     }
   } else {
@@ -137,6 +140,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
       if (!(st = require(obj.contains("job_id"), "job_id"))) return st.error();
       if (!(st = forbid(obj.contains("script"), "script"))) return st.error();
       if (!(st = forbid(obj.contains("env"), "env"))) return st.error();
+      if (!(st = forbid(obj.contains("hub_home"), "hub_home"))) return st.error();
     }
   }
   return wr;
@@ -149,6 +153,7 @@ json request_to_json(const json& id, const core::Request& request) {
   if (request.op == core::Op::submit) {
     j["script"] = request.script;
     j["env"] = request.env;
+    if (!request.hub_home.empty()) j["hub_home"] = request.hub_home;
   } else {
     j["job_id"] = request.job_id;
   }
@@ -166,6 +171,7 @@ json response_to_json(const core::Response& r) {
     j["stdout"] = r.remote->out;
     j["stderr"] = r.remote->err;
   }
+  if (!r.notices.empty()) j["notices"] = r.notices;
   j["elapsed_ms"] = r.elapsed_ms;
   if (!r.path.empty()) j["path"] = r.path;
   if (r.error) j["error"] = json{{"code", std::string(to_string(r.error->code))}, {"message", r.error->message}};

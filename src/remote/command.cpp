@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "ssb/core/response.hpp"
+
 namespace ssb::remote {
 
 namespace {
@@ -12,6 +14,32 @@ namespace {
 // expanded or evaluated: they only pass through "$kv". `read -d` is bash's.
 constexpr std::string_view kEnvLoop =
     R"(while IFS= read -r -d '' kv && [ -n "$kv" ]; do export "$kv" || exit 125; done)";
+
+// The job runs as the user in every sense: USER, LOGNAME, HOME and SHELL
+// come from the login host's passwd entry for the target account, resolved
+// by the login shell before sudo. The reference sudoers fragment keeps
+// "USER HOME SHELL" (and with USER, sudo keeps LOGNAME), so without this the
+// job would inherit the service account's values; with a fragment that
+// keeps none of them sudo sets the same values itself. The hub's HOME is
+// never used, only compared (a notice when it differs). POSIX sh only: the
+// service account's login shell may be dash.
+std::string identity_prefix(const core::Request& request) {
+  const std::string user = sh_quote(request.user);
+  std::string out = fmt::format(
+      "ssb_pw=$(getent passwd {user}) || {{ echo \"slurm-ssh-bridge: remote: user \"{user}\" has no passwd entry "
+      "on the login host (getent passwd failed); the job cannot run as them\" >&2; exit 1; }}; "
+      "ssb_rest=${{ssb_pw#*:*:*:*:*:}}; HOME=${{ssb_rest%%:*}}; SHELL=${{ssb_rest#*:}}; "
+      "[ -n \"$SHELL\" ] || SHELL=/bin/sh; USER={user}; LOGNAME={user}; export HOME SHELL USER LOGNAME; ",
+      fmt::arg("user", user));
+  if (!request.hub_home.empty()) {
+    const std::string hub = sh_quote(request.hub_home);
+    out += fmt::format(
+        "[ {hub} = \"$HOME\" ] || echo \"{prefix}the hub set HOME=\"{hub}\" for \"{user}\"; the login host's "
+        "passwd entry says $HOME, which the job uses\" >&2; ",
+        fmt::arg("hub", hub), fmt::arg("user", user), fmt::arg("prefix", core::kNoticePrefix));
+  }
+  return out;
+}
 
 std::string sudo_prefix(const config::Config& config, const std::string& user) {
   return fmt::format("{} -n -u {} --", sh_quote(config.remote.sudo), sh_quote(user));
@@ -72,7 +100,7 @@ RemoteCommand build(const core::Request& request, const config::Config& config) 
       // itself; any other shell execs remote.bash for it. Starting a second
       // bash cost ~1.3 ms of login-host CPU per submit (docs/BENCHMARK.md).
       const std::string sudo = sudo_prefix(config, request.user);
-      rc.command = fmt::format(
+      rc.command = identity_prefix(request) + fmt::format(
           "if [ -n \"${{BASH_VERSION-}}\" ]; then {loop}; exec {sudo} {wrapper}; "
           "else exec {bash} --noprofile --norc -c {snippet} slurm-ssh-bridge {sudo} {wrapper}; fi",
           fmt::arg("loop", kEnvLoop), fmt::arg("sudo", sudo), fmt::arg("wrapper", wrapper),
@@ -80,7 +108,7 @@ RemoteCommand build(const core::Request& request, const config::Config& config) 
           fmt::arg("snippet", sh_quote(std::string(kEnvLoop) + "; exec \"$@\"")));
       rc.stdin_data = encode_env_records(vars);
     } else {
-      rc.command = fmt::format("exec {} {}", sudo_prefix(config, request.user), wrapper);
+      rc.command = identity_prefix(request) + fmt::format("exec {} {}", sudo_prefix(config, request.user), wrapper);
       rc.env_requests = std::move(vars);
     }
     rc.stdin_data += request.script;

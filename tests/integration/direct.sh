@@ -39,6 +39,21 @@ SCRIPT
 # A token with every character that broke shell-quoted passing before.
 TOKEN="t0k3n-'quote' \"dq\" \$HOME \$(id) \`id\` back\\slash {\"json\": [1, 2]} *?~ end"
 
+# job_env FILE NAME: NAME's value in a job's `env -0` dump.
+job_env() { tr '\0' '\n' <"$1" | grep "^$2=" | head -n1 | cut -d= -f2-; }
+
+# expect_identity FILE USER: the job ran as USER in every sense: USER,
+# LOGNAME, HOME and SHELL are USER's passwd entry on the login host, never
+# the service account's (the reference sudoers keeps "USER HOME SHELL").
+expect_identity() {
+    local file=$1 user=$2 home shell
+    IFS=: read -r _ _ _ _ _ home shell <<<"$(getent passwd "$user")"
+    expect_eq "$(job_env "$file" USER)" "$user" "USER in $user's job"
+    expect_eq "$(job_env "$file" LOGNAME)" "$user" "LOGNAME in $user's job"
+    expect_eq "$(job_env "$file" HOME)" "$home" "HOME in $user's job"
+    expect_eq "$(job_env "$file" SHELL)" "$shell" "SHELL in $user's job"
+}
+
 test_case "submit prints the job id and exits 0"
 export JUPYTERHUB_API_TOKEN=$TOKEN JPY_API_TOKEN=$TOKEN JUPYTERHUB_USER=alice.proj1
 ps_log=$WORK/ps.log
@@ -73,8 +88,27 @@ if [[ -s $ENV_FILE ]]; then
     expect_eq "${got#JUPYTERHUB_API_TOKEN=}" "$TOKEN" "JUPYTERHUB_API_TOKEN in the job"
     got=$(tr '\0' '\n' <"$ENV_FILE" | grep '^JPY_API_TOKEN=' | head -n1)
     expect_eq "${got#JPY_API_TOKEN=}" "$TOKEN" "JPY_API_TOKEN in the job"
-    rm -f "$ENV_FILE"
 fi
+
+test_case "the job runs as the user: USER, LOGNAME, HOME, SHELL from the login host's passwd (env.method=stdin)"
+[[ -s $ENV_FILE ]] && expect_identity "$ENV_FILE" alice.proj1
+rm -f "$ENV_FILE"
+
+test_case "a HOME from the hub never reaches the job; a different one is a notice"
+USER=alice.proj1 HOME=/somewhere/else expect_exit 0 bridge --user alice.proj1 submit <"$JOB"
+J_HOME=$STDOUT
+expect_match "$STDERR" "^slurm-ssh-bridge: notice: the hub set HOME=/somewhere/else for alice.proj1; the login host's passwd entry says $(getent passwd alice.proj1 | cut -d: -f6), which the job uses\$" "the notice names both values"
+if wait_for 30 test -s "$OUT/ssb-job-env.$J_HOME"; then
+    expect_identity "$OUT/ssb-job-env.$J_HOME" alice.proj1
+    rm -f "$OUT/ssb-job-env.$J_HOME"
+else
+    fail "job $J_HOME did not start"
+fi
+bridge --user alice.proj1 cancel "$J_HOME" >/dev/null 2>&1 || true
+USER=alice.proj1 HOME=$(getent passwd alice.proj1 | cut -d: -f6) expect_exit 0 bridge --json --user alice.proj1 submit <"$JOB"
+expect_no_match "$STDOUT" '"notices"' "the same HOME as the passwd entry: no notice"
+J_HOME=$(sed -n 's/.*"job_id":"\([0-9]*\)".*/\1/p' <<<"$STDOUT")
+[[ -n $J_HOME ]] && bridge --user alice.proj1 cancel "$J_HOME" >/dev/null 2>&1
 
 test_case "the token never appeared in any process's argv during the submits"
 expect_match "$(wc -l <"$ps_log")" '^[0-9]{3,}$' "the ps sampler took samples"
@@ -199,7 +233,7 @@ expect_match "$STDERR" '^slurm-ssh-bridge: config: sshd on jupyterspawner@127.0.
 expect_no_match "$STDERR" 'secret-setenv-value' "never the value"
 unset JUPYTERHUB_API_TOKEN
 
-test_case "env.method=setenv with AcceptEnv forwards the token"
+test_case "env.method=setenv with AcceptEnv forwards the token; the job runs as the user"
 sandbox_up "$SB2" --accept-env || fail "second sandbox"
 export JUPYTERHUB_API_TOKEN=$TOKEN
 expect_exit 0 "$BRIDGE" --config "$SB2/bridge.toml" --set env.method=setenv --user bob.proj1 submit <"$JOB"
@@ -209,6 +243,7 @@ ENV2=$OUT/ssb-job-env.$J2
 if wait_for 30 test -s "$ENV2"; then
     got=$(tr '\0' '\n' <"$ENV2" | grep '^JUPYTERHUB_API_TOKEN=' | head -n1)
     expect_eq "${got#JUPYTERHUB_API_TOKEN=}" "$TOKEN" "token intact through SSH env requests"
+    expect_identity "$ENV2" bob.proj1
     rm -f "$ENV2"
 else
     fail "job $J2 of the AcceptEnv sandbox did not start"

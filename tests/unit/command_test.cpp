@@ -22,13 +22,13 @@ config::Config cfg() {
 
 // Runs `script` with /bin/sh -c, feeding `input` on stdin; returns stdout.
 std::string run_sh(const std::string& script, const std::string& input = {}, int* status = nullptr,
-                   const std::string& shell = "/bin/sh") {
+                   const std::string& shell = "/bin/sh", bool merge_stderr = false) {
   char in_path[] = "/tmp/ssb-unit-in-XXXXXX";
   int fd = mkstemp(in_path);
   REQUIRE(fd >= 0);
   REQUIRE(write(fd, input.data(), input.size()) == static_cast<ssize_t>(input.size()));
   close(fd);
-  std::string cmd = shell + " -c " + sh_quote(script) + " < " + in_path;
+  std::string cmd = shell + " -c " + sh_quote(script) + " < " + in_path + (merge_stderr ? " 2>&1" : "");
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);
   std::string out;
@@ -130,7 +130,7 @@ TEST_CASE("submit command (stdin method): the remote snippet exports values inta
     int before = count_starts();
     for (const auto& value : kNasty) {
       INFO(value);
-      core::Request r{core::Op::submit, "alice", "", "SCRIPT 'q' $x\n", {{"JUPYTERHUB_API_TOKEN", value},
+      core::Request r{core::Op::submit, "nobody", "", "SCRIPT 'q' $x\n", {{"JUPYTERHUB_API_TOKEN", value},
                                                                           {"JUPYTERHUB_X", "y"}}};
       auto rc = build(r, c);
       int status = -1;
@@ -148,12 +148,107 @@ TEST_CASE("submit command (stdin method): the remote snippet exports values inta
   REQUIRE(system(("rm -rf " + std::string(dir)).c_str()) == 0);
 }
 
+namespace {
+
+// A fake sudo ("-n -u USER --" skipped) and a wrapper printing the identity
+// it runs with, in a temporary directory removed by the destructor.
+struct IdentityProbe {
+  std::string dir;
+  IdentityProbe() {
+    char tmpl[] = "/tmp/ssb-unit-id-XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    dir = tmpl;
+    REQUIRE(system(("mkdir -p " + dir + "/bin").c_str()) == 0);
+    std::ofstream(dir + "/fake_sudo") << "#!/bin/sh\nshift 4\nexec \"$@\"\n";
+    std::ofstream(dir + "/bin/slurmspawner_sbatch")
+        << "#!/bin/sh\nprintf 'USER=%s LOGNAME=%s HOME=%s SHELL=%s\\n' \"$USER\" \"$LOGNAME\" \"$HOME\" \"$SHELL\"\n";
+    REQUIRE(system(("chmod +x " + dir + "/fake_sudo " + dir + "/bin/slurmspawner_sbatch").c_str()) == 0);
+  }
+  ~IdentityProbe() { (void)system(("rm -rf " + dir).c_str()); }
+  config::Config config(config::EnvMethod method) const {
+    auto c = cfg();
+    c.remote.sudo = dir + "/fake_sudo";
+    c.remote.wrappers_dir = dir + "/bin";
+    c.env.method = method;
+    return c;
+  }
+};
+
+// What getent says, as "USER=... LOGNAME=... HOME=... SHELL=...".
+std::string passwd_identity(const std::string& user) {
+  auto line = run_sh("getent passwd " + sh_quote(user));
+  std::vector<std::string> f;
+  std::string field;
+  for (char ch : line) {
+    if (ch == ':' || ch == '\n') {
+      f.push_back(field);
+      field.clear();
+    } else {
+      field += ch;
+    }
+  }
+  REQUIRE(f.size() >= 7);
+  return "USER=" + user + " LOGNAME=" + user + " HOME=" + f[5] + " SHELL=" + f[6] + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("submit command: the job's USER, LOGNAME, HOME, SHELL come from the login host's passwd entry") {
+  // "nobody" differs from the test process's own identity (root or a
+  // developer) in all four values, so an inherited value would show.
+  IdentityProbe probe;
+  const std::string expected = passwd_identity("nobody");
+  for (auto method : {config::EnvMethod::stdin_records, config::EnvMethod::setenv}) {
+    for (const std::string shell : {"/bin/sh", "/bin/bash"}) {
+      INFO("method " << static_cast<int>(method) << ", login shell " << shell);
+      auto c = probe.config(method);
+      core::Request r{core::Op::submit, "nobody", "", "S\n", {}};
+      for (const std::string hub_home : {"", "/nonexistent", "/home/elsewhere"}) {
+        INFO("hub HOME " << hub_home);
+        r.hub_home = hub_home;
+        auto rc = build(r, c);
+        int status = -1;
+        // A service account's own values must not leak through.
+        auto out = run_sh("USER=jupyterspawner LOGNAME=jupyterspawner HOME=/home/jupyterspawner SHELL=/bin/zsh; "
+                          "export USER LOGNAME HOME SHELL; " +
+                              rc.command,
+                          rc.stdin_data, &status, shell, /*merge_stderr=*/true);
+        CHECK(status == 0);
+        const bool differs = !hub_home.empty() && hub_home != "/nonexistent";
+        if (differs) {
+          CHECK(out == "slurm-ssh-bridge: notice: the hub set HOME=" + hub_home +
+                           " for nobody; the login host's passwd entry says /nonexistent, which the job uses\n" +
+                           expected);
+        } else {
+          CHECK(out == expected);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("submit command: a user without a passwd entry on the login host fails before sudo") {
+  IdentityProbe probe;
+  auto c = probe.config(config::EnvMethod::stdin_records);
+  core::Request r{core::Op::submit, "no-such-user.proj9", "", "S\n", {}};
+  auto rc = build(r, c);
+  int status = -1;
+  auto out = run_sh(rc.command, rc.stdin_data, &status, "/bin/sh", /*merge_stderr=*/true);
+  CHECK(status == 1);
+  CHECK(out ==
+        "slurm-ssh-bridge: remote: user no-such-user.proj9 has no passwd entry on the login host (getent passwd "
+        "failed); the job cannot run as them\n");
+}
+
 TEST_CASE("submit command (setenv method): env as SSH requests") {
   auto c = cfg();
   c.env.method = config::EnvMethod::setenv;
   core::Request r{core::Op::submit, "bob", "", "S", {{"JUPYTERHUB_API_TOKEN", "t"}}};
   auto rc = build(r, c);
-  CHECK(rc.command == "exec '/usr/bin/sudo' -n -u 'bob' -- '/opt/w/bin/slurmspawner_sbatch'");
+  const std::string tail = "exec '/usr/bin/sudo' -n -u 'bob' -- '/opt/w/bin/slurmspawner_sbatch'";
+  REQUIRE(rc.command.size() > tail.size());
+  CHECK(rc.command.compare(rc.command.size() - tail.size(), tail.size(), tail) == 0);
+  CHECK(rc.command.rfind("ssb_pw=$(getent passwd 'bob')", 0) == 0);
   CHECK(rc.stdin_data == "S");
   REQUIRE(rc.env_requests.size() == 1);
   CHECK(rc.env_requests[0].first == "JUPYTERHUB_API_TOKEN");

@@ -134,3 +134,21 @@ TEST_CASE("protocol: valid_utf8 and to_line") {
   CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));      // beyond U+10FFFF
   CHECK(to_line(json{{"out", "a\xff" "b"}}) == "{\"out\":\"a\xef\xbf\xbd" "b\"}");
 }
+
+TEST_CASE("protocol: a submit may carry the hub's HOME; query, cancel and status may not") {
+  json id;
+  auto s = parse_request(R"({"v":1,"id":7,"op":"submit","user":"alice","script":"x","hub_home":"/home/alice"})",
+                         1 << 20, id);
+  REQUIRE(s.ok());
+  CHECK(s->request.hub_home == "/home/alice");
+  auto line = to_line(request_to_json(7, s->request));
+  CHECK(line.find(R"("hub_home":"/home/alice")") != std::string::npos);
+  core::Request plain{core::Op::submit, "alice", "", "x", {}};
+  CHECK(to_line(request_to_json(8, plain)).find("hub_home") == std::string::npos);
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a","job_id":"1","hub_home":"/h"})").message ==
+        "op \"query\" does not take the field \"hub_home\"");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"status","hub_home":"/h"})").message ==
+        "op \"status\" does not take the field \"hub_home\"");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"submit","user":"a","script":"x","hub_home":1})").message ==
+        "request field \"hub_home\" must be a string");
+}

@@ -82,3 +82,34 @@ TEST_CASE("op names round-trip") {
   Op out;
   CHECK_FALSE(op_from_string("rm", out));
 }
+
+TEST_CASE("request: the hub's HOME is a claim about the user only when USER names that user") {
+  CHECK(hub_home_from_environ({"USER=alice.proj1", "HOME=/home/alice.proj1"}, "alice.proj1") == "/home/alice.proj1");
+  CHECK(hub_home_from_environ({"HOME=/home/alice.proj1", "USER=alice.proj1"}, "alice.proj1") == "/home/alice.proj1");
+  // An admin running the CLI by hand: their own HOME says nothing about alice.
+  CHECK(hub_home_from_environ({"USER=root", "HOME=/root"}, "alice.proj1").empty());
+  CHECK(hub_home_from_environ({"HOME=/root"}, "alice.proj1").empty());
+  CHECK(hub_home_from_environ({"USER=alice.proj1"}, "alice.proj1").empty());
+}
+
+TEST_CASE("request: an unusable hub HOME is refused with the user and the reason") {
+  auto c = cfg();
+  for (const auto& [home, why] : std::vector<std::pair<std::string, std::string>>{
+           {"relative/home", "it is not an absolute path"},
+           {std::string("/home/a\nb"), "it contains a NUL or line break"},
+           {std::string("/home/a\0b", 9), "it contains a NUL or line break"},
+           {"/" + std::string(5000, 'x'), "it is longer than 4096 bytes"}}) {
+    INFO(why);
+    Request r{Op::submit, "alice.proj1", "", "#!/bin/bash\n", {}};
+    r.hub_home = home;
+    auto st = validate(r, c);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().code == Errc::invalid_env);
+    CHECK(st.error().message.find("HOME offered by the hub for user alice.proj1") != std::string::npos);
+    CHECK(st.error().message.find(why) != std::string::npos);
+  }
+  Request q{Op::query, "alice.proj1", "42", "", {}};
+  q.hub_home = "relative";
+  CHECK(validate(q, c).ok());  // query: ignored and cleared
+  CHECK(q.hub_home.empty());
+}

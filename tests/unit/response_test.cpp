@@ -70,3 +70,15 @@ TEST_CASE("from_remote: sudo's 'Sorry, user ... is not allowed' is a refusal too
   CHECK(r.error->code == Errc::auth);
   CHECK_FALSE(r.remote.has_value());
 }
+
+TEST_CASE("from_remote: the bridge's notice lines are collected, the rest of stderr is not") {
+  Request r{Op::submit, "alice.proj1", "", "S", {}};
+  auto resp = from_remote(r, {0, "17\n",
+                              "warning from sbatch\nslurm-ssh-bridge: notice: the hub set HOME=/x for alice.proj1; the "
+                              "login host's passwd entry says /home/alice.proj1, which the job uses\n"});
+  REQUIRE(resp.ok());
+  CHECK(resp.job_id == "17");
+  REQUIRE(resp.notices.size() == 1);
+  CHECK(resp.notices[0].rfind("the hub set HOME=/x for alice.proj1", 0) == 0);
+  CHECK(resp.remote->err.find("warning from sbatch") != std::string::npos);
+}

@@ -22,7 +22,20 @@ struct Request {
   std::string job_id;                       // query, cancel
   std::string script;                       // submit
   std::map<std::string, std::string> env;   // submit: variables offered for forwarding
+  // submit: the HOME the hub set for this user (batchspawner's user_env),
+  // empty when it set none. Never used as the job's HOME: the login host's
+  // passwd entry is the authority (remote::build); a different value is
+  // reported as a notice, so an admin sees a hub misconfigured for the site.
+  std::string hub_home;
 };
+
+inline constexpr std::size_t kMaxHubHomeLength = 4096;
+
+// The HOME the hub declared for `user` in a submit environment: HOME when
+// USER names that same account (batchspawner sets both, for the account the
+// job runs as), else empty. An unrelated HOME (an admin's shell running the
+// CLI by hand) is not a claim about the user.
+std::string hub_home_from_environ(const std::vector<std::string>& environ_entries, const std::string& user);
 
 // Checks the request against the same rules whichever front end built it:
 // user, job id, script size, env names/values and total size. `env` is

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "ssb/core/request.hpp"
 #include "ssb/util/result.hpp"
@@ -28,9 +30,15 @@ struct Response {
   std::optional<Error> error;        // unset: ok
   std::int64_t elapsed_ms = 0;
   std::string path;                  // "direct" or "daemon"
+  // Lines the bridge's own remote snippet wrote to stderr, prefixed
+  // kNoticePrefix (e.g. the hub's HOME differs from the passwd entry's). They
+  // stay in remote->err too; the daemon logs them.
+  std::vector<std::string> notices;
 
   bool ok() const { return !error.has_value(); }
 };
+
+inline constexpr std::string_view kNoticePrefix = "slurm-ssh-bridge: notice: ";
 
 // Builds the response for a request whose wrapper ran to completion: parses
 // the job id (submit) or state and host (query) and turns a non-zero exit
