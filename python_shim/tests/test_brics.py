@@ -163,3 +163,22 @@ def test_import_without_bricsauthenticator_says_what_to_install():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60).stdout
     assert "needs the bricsauthenticator package" in out and "install-support-packages.sh" in out, out
+
+
+def test_jwks_client_works_with_this_pyjwt_where_upstreams_may_not():
+    import jwt
+    from bricsauthenticator.auth import BricsLoginHandler
+
+    from slurm_ssh_bridge.brics import CompatBricsAuthenticator, jwks_client_factory
+
+    uri = "http://127.0.0.1:9/certs"  # never fetched here
+    client = jwks_client_factory(uri)
+    assert isinstance(client, jwt.PyJWKClient)
+    pyjwt = tuple(int(x) for x in jwt.__version__.split(".")[:2])
+    if pyjwt < (2, 7):
+        # What bricsauthenticator's own login handler does on Debian 12 (PyJWT 2.6).
+        with pytest.raises(TypeError, match="headers"):
+            BricsLoginHandler._default_jwks_client_factory(None, uri)
+        assert client.uri.full_url == uri and client.uri.get_header("User-agent").startswith("PyJWT/")
+    (_, handler, kwargs), = CompatBricsAuthenticator().get_handlers(None)
+    assert handler is BricsLoginHandler and kwargs["jwks_client_factory"] is jwks_client_factory

@@ -86,7 +86,8 @@ def test_realauth_environments_use_brics_through_the_bridge(env, homedir, monkey
     assert getattr(cls, "__name__", cls) == "BridgeBricsSlurmSpawner", (
         "%s: spawner_class is %r, expected slurm_ssh_bridge.brics.BridgeBricsSlurmSpawner "
         "(see ssb_realauth_config.py)" % (env, cls))
-    assert c.JupyterHub.authenticator_class == "brics"
+    auth = c.JupyterHub.authenticator_class
+    assert getattr(auth, "__name__", auth) == "CompatBricsAuthenticator", "%s: authenticator %r" % (env, auth)
     spawner = spawner_for(c, BRICS_FORM)
     assert 'value="proj1.brics"' in spawner.options_form(spawner), "%s: project form lacks proj1" % env
     subvars = spawner.get_req_subvars()

@@ -15,11 +15,23 @@ Use it with ``c.JupyterHub.spawner_class =
 "slurm_ssh_bridge.brics.BridgeBricsSlurmSpawner"`` (or the entry point
 ``slurm-ssh-bridge-brics``). Importing this module needs bricsauthenticator
 and batchspawner.
+
+:class:`CompatBricsAuthenticator` is ``BricsAuthenticator`` whose login
+handler also works with PyJWT older than 2.7 (Debian 12 ships 2.6;
+bricsauthenticator declares ``PyJWT >= 2.9``): upstream's handler builds
+``jwt.PyJWKClient(jwks_uri, headers=...)``, and PyJWT 2.6 has no ``headers``
+argument, so every login fails with HTTP 500 (``TypeError``). With a newer
+PyJWT it behaves exactly like ``BricsAuthenticator``.
 """
 
 from __future__ import annotations
 
+import inspect
+import urllib.request
+
 try:
+    import jwt
+    from bricsauthenticator.auth import BricsAuthenticator
     from bricsauthenticator.spawner import BricsSlurmSpawner
 except ImportError as exc:  # pragma: no cover - exercised by test_brics.py
     raise ImportError(
@@ -32,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised by test_brics.py
 
 from .spawner import BridgeSpawnerMixin
 
-__all__ = ["BridgeBricsSlurmSpawner"]
+__all__ = ["BridgeBricsSlurmSpawner", "CompatBricsAuthenticator", "jwks_client_factory"]
 
 
 class BridgeBricsSlurmSpawner(BridgeSpawnerMixin, BricsSlurmSpawner):
@@ -42,3 +54,30 @@ class BridgeBricsSlurmSpawner(BridgeSpawnerMixin, BricsSlurmSpawner):
     ``bridge_config``, ``bridge_mode`` (or ``c.BridgeSpawnerMixin.*``) and
     the rest as for ``BricsSlurmSpawner`` / ``SlurmSpawner``.
     """
+
+
+def jwks_client_factory(jwks_uri: str) -> "jwt.PyJWKClient":
+    """The JWKS client ``BricsLoginHandler`` makes (User-Agent ``PyJWT/<version>``),
+    for PyJWT versions with and without ``PyJWKClient(headers=...)`` (2.7+)."""
+    headers = {"User-Agent": "PyJWT/%s" % jwt.__version__}
+    if "headers" in inspect.signature(jwt.PyJWKClient.__init__).parameters:
+        return jwt.PyJWKClient(jwks_uri, headers=headers)
+    # PyJWT < 2.7 passes its uri straight to urllib.request.urlopen, which
+    # takes a Request (URL + headers) as well as a string.
+    return jwt.PyJWKClient(urllib.request.Request(jwks_uri, headers=headers))
+
+
+class CompatBricsAuthenticator(BricsAuthenticator):
+    """``BricsAuthenticator`` whose ``/login`` handler gets :func:`jwks_client_factory`.
+
+    Configure it like ``BricsAuthenticator`` (``c.BricsAuthenticator.*``
+    applies: it is a subclass).
+    """
+
+    def get_handlers(self, app):
+        handlers = []
+        for handler in super().get_handlers(app):
+            if len(handler) == 3 and isinstance(handler[2], dict):
+                handler = (handler[0], handler[1], dict(handler[2], jwks_client_factory=jwks_client_factory))
+            handlers.append(handler)
+        return handlers

@@ -29,15 +29,19 @@ except ImportError as exc:
     ) from exc
 
 try:
-    from slurm_ssh_bridge.brics import BridgeBricsSlurmSpawner  # noqa: E402
+    from slurm_ssh_bridge.brics import BridgeBricsSlurmSpawner, CompatBricsAuthenticator  # noqa: E402
 except ImportError as exc:
     # batchspawner or python_shim missing (an offline image): keep the
     # stand-in ssb_common_config.py chose, which explains the reason.
     print(f"ssb_realauth_config: WARNING: BridgeBricsSlurmSpawner unavailable: {exc}", flush=True)
+    c.JupyterHub.authenticator_class = "brics"
 else:
     c.JupyterHub.spawner_class = BridgeBricsSlurmSpawner
+    # BricsAuthenticator itself, except that its login handler's JWKS client
+    # also works with Debian 12's PyJWT 2.6 (upstream's fails every login
+    # with HTTP 500 there: PyJWKClient has no headers= before PyJWT 2.7).
+    c.JupyterHub.authenticator_class = CompatBricsAuthenticator
 
-c.JupyterHub.authenticator_class = "brics"
 c.BricsAuthenticator.oidc_server = deploy_value("OIDC_SERVER")
 c.BricsAuthenticator.brics_platform = deploy_value("BRICS_PLATFORM")
 c.BricsAuthenticator.jwt_audience = deploy_value("JWT_AUDIENCE")

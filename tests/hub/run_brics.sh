@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# hub.brics: BricsAuthenticator (JWT) + BridgeBricsSlurmSpawner on Debian's
+# JupyterHub 3.0, against a private sandbox: a user with two projects picks
+# one in the spawn form and the job runs as that <USER>.<PROJECT> account.
+# Also loads the five environments' JupyterHub configuration files.
+# See tests/hub/test_brics.py and tests/hub/test_environment_configs.py.
+#
+#   sudo tests/hub/run_brics.sh build/slurm-ssh-bridge
+#
+# Environment: SSB_HUB_VENV reuses a venv (made if missing; default: a fresh
+# one in the private work dir), SSB_SUPPORT_PACKAGES (see
+# scripts/install-support-packages.sh), SSB_HUB_KEEP=1 keeps the work dir.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BRIDGE=$(realpath "${1:?usage: $0 PATH/TO/slurm-ssh-bridge}")
+[[ $(id -u) == 0 ]] || { echo "run_brics.sh: needs root (the sandbox starts sshd, slurmd, sudo rules)" >&2; exit 1; }
+[[ -x $BRIDGE ]] || { echo "run_brics.sh: $BRIDGE is not an executable bridge; build it first" >&2; exit 1; }
+
+umask 022
+WORK=$(mktemp -d /tmp/ssb-hub-brics.XXXXXX)
+chmod 0755 "$WORK"  # the job's user reaches the venv and the sandbox's wrappers below it
+cleanup() { if [[ ${SSB_HUB_KEEP:-0} == 1 ]]; then echo "run_brics.sh: kept $WORK"; else rm -rf "$WORK"; fi; }
+trap cleanup EXIT
+
+VENV=${SSB_HUB_VENV:-$WORK/venv}
+t0=$SECONDS
+if ! "$ROOT/scripts/install-support-packages.sh" --venv "$VENV" --system-site-packages \
+    batchspawner bricsauthenticator >"$WORK/venv.log" 2>&1 ||
+    ! "$VENV/bin/pip" install -q --force-reinstall --no-build-isolation --no-index --no-deps "$ROOT/python_shim" \
+        >>"$WORK/venv.log" 2>&1; then
+    echo "run_brics.sh: could not make the hub's venv $VENV (batchspawner, bricsauthenticator, python_shim):" >&2
+    tail -n 30 "$WORK/venv.log" >&2
+    exit 1
+fi
+echo "run_brics.sh: venv $VENV ready in $((SECONDS - t0)) s"
+grep -i "requires\|unmet\|not installed" "$WORK/venv.log" || true  # bricsauthenticator's declared needs
+
+cd "$ROOT"
+export PYTHONDONTWRITEBYTECODE=1
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$HERE/test_environment_configs.py"
+"$VENV/bin/python" "$HERE/test_brics.py" --bridge "$BRIDGE" --venv "$VENV" --work "$WORK"
