@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from slurm_ssh_bridge import commands, errors
+from slurm_ssh_bridge import errors
 from slurm_ssh_bridge.client import BridgeClient, socket_path_from_config
 from slurm_ssh_bridge.service import bridge_service
-from batchspawner_emulation import EmulatedSlurmSpawner, JobStatus, spawner_like_env
+from spawner_driver import JobStatus, SpawnerDriver
 from conftest import running_daemon, socket_answers, write_derived_config
 
 pytestmark = [pytest.mark.bridge, pytest.mark.sandbox]
@@ -60,7 +60,9 @@ def test_status(daemon):
 def test_submit_query_cancel(daemon, sandbox):
     async def main():
         async with await BridgeClient.connect(daemon["socket"], timeout=90) as client:
-            env = spawner_like_env(sandbox.user, "test-token-daemon")
+            # The environment batchspawner submits with (BridgeSlurmSpawner.get_env()).
+            env = SpawnerDriver(bridge_path="slurm-ssh-bridge", username=sandbox.user,
+                                api_token="test-token-daemon").env
             job = await client.submit(sandbox.user, HELD_SCRIPT, env=env)
             try:
                 assert job.op == "submit" and job.job_id and job.job_id.split(";")[0].isdigit()
@@ -143,10 +145,8 @@ def test_integer_ids_are_echoed(daemon):
 
 
 def test_spawner_through_the_daemon(daemon, bridge_bin, sandbox, shared_tmp):
-    traits = commands.spawner_trait_defaults(bridge_bin, daemon["config"], "daemon", environ={})
-    spawner = EmulatedSlurmSpawner(traits=traits, username=sandbox.user,
-                                   env=spawner_like_env(sandbox.user, "test-token-spawner"),
-                                   homedir=str(shared_tmp), req={"options": "--hold"})
+    spawner = SpawnerDriver(bridge_path=bridge_bin, bridge_config=daemon["config"], bridge_mode="daemon",
+                            username=sandbox.user, homedir=str(shared_tmp), req={"options": "--hold"})
 
     async def main():
         await spawner.submit("sleep 300")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shlex
 import string
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from slurm_ssh_bridge import commands
-from batchspawner_emulation import EmulatedSlurmSpawner, JobStatus, render
+from batchspawner.batchspawner import format_template as render  # batchspawner's own templating
+from spawner_driver import JobStatus, SpawnerDriver
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "docs" / "CONTRACTS.md"
 
@@ -60,10 +62,18 @@ def test_exec_prefix_with_config_and_mode():
     ("batch_query_cmd", {"job_id": "42"}, "/opt/ssb/bin/slurm-ssh-bridge --config /etc/ssb.toml --user alice.proj1 query 42"),
     ("batch_cancel_cmd", {"job_id": "42;cluster1"}, None),
 ])
-def test_commands_as_batchspawner_composes_them(trait, extra, expected):
-    d = defaults(bridge_path="/opt/ssb/bin/slurm-ssh-bridge", bridge_config="/etc/ssb.toml")
-    spawner = EmulatedSlurmSpawner(traits=d, username="alice.proj1", env={}, homedir="/home/alice.proj1")
-    cmd = spawner.compose(trait, **extra)
+def test_commands_as_batchspawner_composes_them(trait, extra, expected, monkeypatch):
+    # No bridge is installed at /opt/ssb (the shim's query checks that first);
+    # nothing runs: batchspawner composes the command, the driver answers it.
+    monkeypatch.setattr(commands, "bridge_missing_status", lambda *args, **kwargs: None)
+    spawner = SpawnerDriver(bridge_path="/opt/ssb/bin/slurm-ssh-bridge", bridge_config="/etc/ssb.toml",
+                            username="alice.proj1", homedir="/home/alice.proj1")
+    spawner.job_id = extra.get("job_id", "")
+    spawner.answer("RUNNING node1" if trait == "batch_query_cmd" else "42")
+    operation = {"batch_submit_cmd": lambda: spawner.submit("true"),
+                 "batch_query_cmd": spawner.query, "batch_cancel_cmd": spawner.cancel}[trait]
+    asyncio.run(operation())
+    cmd = spawner.ran[-1].cmd
     if expected is not None:
         assert cmd == expected
     # Whatever the job id, /bin/sh sees exactly the argv the bridge expects.
@@ -75,7 +85,7 @@ def test_cluster_job_id_must_be_quoted_by_nobody_but_reaches_bridge_as_one_word(
     # `sbatch --parsable` on a multi-cluster site prints "42;cluster1" and
     # batchspawner keeps only "42" (text before ';'), so a job id never holds
     # a ';' by the time it is substituted into the query command.
-    assert EmulatedSlurmSpawner.parse_job_id("42;cluster1") == "42"
+    assert SpawnerDriver(bridge_path="slurm-ssh-bridge").spawner.parse_job_id("42;cluster1") == "42"
 
 
 @pytest.mark.parametrize("path", [
@@ -181,12 +191,18 @@ def test_state_unknown_does_not_match(line):
     ("slurm-ssh-bridge: invalid_job_id: invalid job id \"x\"", JobStatus.NOTFOUND, None),
     ("slurm_load_jobs error: Unable to contact slurm controller (connect failure)", JobStatus.UNKNOWN, None),
 ])
-def test_status_classification_like_slurmspawner(status, expected, host):
-    spawner = EmulatedSlurmSpawner(traits=defaults(), username="alice.proj1", env={}, homedir="/tmp")
-    spawner.job_status = status
-    assert spawner.classify() is expected
-    if host is not None:
-        assert spawner.host() == host
+def test_status_classification_like_slurmspawner(status, expected, host, monkeypatch):
+    # batchspawner's query_job_status classifies the text; a failing command's
+    # stderr (what batchspawner's run_command raises) counts the same.
+    monkeypatch.setattr(commands, "bridge_missing_status", lambda *args, **kwargs: None)
+    for returncode in (0, 1):
+        spawner = SpawnerDriver(bridge_path="slurm-ssh-bridge", homedir="/tmp")
+        spawner.job_id = "42"
+        spawner.answer(status, returncode)
+        assert asyncio.run(spawner.query()) is expected, (status, returncode)
+        assert spawner.job_status == status
+        if host is not None:
+            assert spawner.host() == host
 
 
 def test_parse_bridge_failure():

@@ -1,10 +1,10 @@
 """Contract test: the shim's trait values, run exactly as batchspawner 1.3 runs them.
 
 Real parts only: the built bridge (``SSB_BRIDGE``) and a sandbox login host
-with sshd, sudo, the slurmspawner wrappers and Slurm (``SSB_SANDBOX_DIR``).
-The spawner side is ``batchspawner_emulation.EmulatedSlurmSpawner``, which
-templates, runs (``/bin/sh -c``, environment, script on stdin) and parses
-like batchspawner's SlurmSpawner does.
+with sshd, sudo, the real slurmspawner wrappers and Slurm (``SSB_SANDBOX_DIR``).
+The spawner side is the shim's ``BridgeSlurmSpawner`` on the real
+batchspawner (``spawner_driver.SpawnerDriver``): batchspawner itself
+templates, runs (``/bin/sh -c``, environment, script on stdin) and parses.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from slurm_ssh_bridge import commands
-from batchspawner_emulation import CommandFailed, EmulatedSlurmSpawner, JobStatus, spawner_like_env
+from spawner_driver import JobStatus, SpawnerDriver
 from conftest import write_derived_config
 
 pytestmark = [pytest.mark.bridge, pytest.mark.sandbox]
@@ -39,14 +39,15 @@ def make_spawner(bridge_bin, sandbox, shared_tmp):
 
     def make(config=None, mode=None, user=None, **req):
         token = "test-token-" + secrets.token_hex(16)
-        traits = commands.spawner_trait_defaults(bridge_bin, config or sandbox.config, mode, environ={})
         req.setdefault("partition", sandbox.env.get("SLURM_PARTITION", ""))
-        spawner = EmulatedSlurmSpawner(
-            traits=traits,
+        spawner = SpawnerDriver(
+            bridge_path=bridge_bin,
+            bridge_config=config or sandbox.config,
+            bridge_mode=mode,
             username=user or sandbox.user,
-            env=spawner_like_env(user or sandbox.user, token),
             homedir=str(shared_tmp),
             req=req,
+            api_token=token,
             command_timeout=120,
         )
         made.append(spawner)
@@ -56,12 +57,11 @@ def make_spawner(bridge_bin, sandbox, shared_tmp):
 
     async def cleanup():
         for spawner in made:
-            for job_id in {r.stdout.splitlines()[-1].split(";")[0] for r in spawner.ran
-                           if " submit" in r.cmd and r.returncode == 0 and r.stdout}:
+            for job_id in spawner.submitted_job_ids():
                 spawner.job_id = job_id
                 try:
                     await spawner.cancel()
-                except CommandFailed:
+                except RuntimeError:  # batchspawner: the command failed
                     pass
 
     asyncio.run(cleanup())
@@ -95,7 +95,10 @@ def test_submit_pending_cancel_gone(make_spawner):
         statuses = await asyncio.gather(*(spawner.query() for _ in range(6)))
         assert set(statuses) == {JobStatus.PENDING}
 
-        assert await spawner.cancel() == ""
+        await spawner.cancel()
+        cancel = spawner.ran[-1]
+        assert cancel.cmd.endswith(" cancel %s" % job_id), cancel.cmd
+        assert (cancel.returncode, cancel.stdout, cancel.stderr) == (0, "", ""), cancel
         assert await spawner.wait_for(JobStatus.NOTFOUND, GONE_TIMEOUT) is JobStatus.NOTFOUND
 
     run(main())
@@ -123,7 +126,8 @@ def test_running_with_host_and_environment(make_spawner, sandbox, shared_tmp):
 
         # The notebook's environment reached the job through the bridge's
         # forwarding, sudo and `--export={{keepvars}}`.
-        log = Path(shared_tmp) / ("slurmspawner-%s.log" % job_id)
+        # batchspawner's SlurmSpawner batch script: --output={{homedir}}/jupyterhub_slurmspawner_%j.log
+        log = Path(shared_tmp) / ("jupyterhub_slurmspawner_%s.log" % job_id)
         deadline = time.monotonic() + 30
         text = ""
         while time.monotonic() < deadline and "user=" not in text:
@@ -194,12 +198,12 @@ def test_transport_failure_is_unknown(make_spawner, sandbox, tmp_path, refused_p
     # A submit that cannot reach the login host fails the spawn cleanly
     # (batchspawner raises with the bridge's line) and creates no job.
     async def submit():
-        with pytest.raises(CommandFailed) as info:
+        with pytest.raises(RuntimeError) as info:  # batchspawner's run_command: stderr
             await spawner.submit("sleep 1")
         return info.value
 
     failure = run(submit())
-    assert failure.returncode == 255
+    assert spawner.ran[-1].returncode == 255, spawner.ran[-1]
     assert first_line(failure.args[0]).startswith("slurm-ssh-bridge: transport: ")
     assert spawner.env["JUPYTERHUB_API_TOKEN"] not in failure.args[0]
 

@@ -2,7 +2,7 @@
 
 Brings up a private sandbox (``tests/sandbox/sandbox.sh``, as root) so that
 its sshd can be stopped without disturbing other tests, starts a job through
-the shim's commands (batchspawner emulation), stops the login host's sshd,
+the shim's BridgeSlurmSpawner on the real batchspawner, stops the login host's sshd,
 polls, starts sshd again and polls on. Checked for the direct path and, when
 the bridge has a working ``serve``, through the daemon.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from slurm_ssh_bridge import commands
-from batchspawner_emulation import EmulatedSlurmSpawner, JobStatus, spawner_like_env
+from spawner_driver import JobStatus, SpawnerDriver
 from conftest import REPO_DIR, Sandbox, _read_sandbox_env, running_daemon
 
 pytestmark = [pytest.mark.bridge, pytest.mark.sandbox]
@@ -65,10 +65,9 @@ def _sshd(script, sandbox, action):
 
 
 def _outage(script, sandbox, bridge_bin, config, mode, shared_tmp):
-    traits = commands.spawner_trait_defaults(bridge_bin, config, mode, environ={})
-    spawner = EmulatedSlurmSpawner(
-        traits=traits, username=sandbox.user,
-        env=spawner_like_env(sandbox.user, "test-token-" + secrets.token_hex(8)),
+    spawner = SpawnerDriver(
+        bridge_path=bridge_bin, bridge_config=config, bridge_mode=mode, username=sandbox.user,
+        api_token="test-token-" + secrets.token_hex(8),
         homedir=str(shared_tmp), req={"partition": sandbox.env.get("SLURM_PARTITION", "")},
     )
 
