@@ -7,8 +7,9 @@
 #
 #   sudo tests/hub/run_brics.sh build/slurm-ssh-bridge
 #
-# Environment: SSB_HUB_VENV reuses a venv (made if missing; default: a fresh
-# one in the private work dir), SSB_SUPPORT_PACKAGES (see
+# Environment: SSB_HUB_BRICS_VENV, the hub's venv (made or updated when
+# needed; default /var/cache/ssb-tests/hub-brics-venv, kept between runs: a
+# fresh one takes minutes to build here), SSB_SUPPORT_PACKAGES (see
 # scripts/install-support-packages.sh), SSB_HUB_KEEP=1 keeps the work dir.
 set -euo pipefail
 
@@ -24,7 +25,7 @@ chmod 0755 "$WORK"  # the job's user reaches the venv and the sandbox's wrappers
 cleanup() { if [[ ${SSB_HUB_KEEP:-0} == 1 ]]; then echo "run_brics.sh: kept $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
-VENV=${SSB_HUB_VENV:-$WORK/venv}
+VENV=${SSB_HUB_BRICS_VENV:-/var/cache/ssb-tests/hub-brics-venv}
 t0=$SECONDS
 if ! "$ROOT/scripts/install-support-packages.sh" --venv "$VENV" --system-site-packages \
     batchspawner bricsauthenticator >"$WORK/venv.log" 2>&1 ||
