@@ -182,3 +182,20 @@ def test_jwks_client_works_with_this_pyjwt_where_upstreams_may_not():
         assert client.uri.full_url == uri and client.uri.get_header("User-agent").startswith("PyJWT/")
     (_, handler, kwargs), = CompatBricsAuthenticator().get_handlers(None)
     assert handler is BricsLoginHandler and kwargs["jwks_client_factory"] is jwks_client_factory
+
+
+def test_readme_brics_config_names_only_real_traits(caplog):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "BridgeBricsSlurmSpawner" in b]
+    assert blocks, "python_shim/README.md has no ```python block configuring BridgeBricsSlurmSpawner"
+    config = Config()
+    exec(compile(blocks[0], "README.md:brics", "exec"),  # noqa: S102
+         {"c": config, "BRIDGE": BRIDGE, "BRIDGE_CONFIG": CONFIG})
+    assert config.JupyterHub.spawner_class == "slurm_ssh_bridge.brics.BridgeBricsSlurmSpawner"
+    with caplog.at_level("WARNING"):
+        spawner = make(config)
+    assert "not recognized" not in caplog.text, caplog.text
+    assert spawner.exec_prefix == BRIDGE + " --config " + CONFIG + " --user {username}"
