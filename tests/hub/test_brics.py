@@ -10,7 +10,10 @@ the hub's platform (and one elsewhere):
   (not the other platform's) -> POST brics_project=proj2.brics -> the Slurm
   job belongs to alice.proj2 (squeue %u) -> the hub says ready (timed) ->
   through the proxy a kernel evaluates 6*7 and sees USER/LOGNAME/HOME of
-  alice.proj2 -> stop -> the job is gone.
+  alice.proj2 -> the hub restarts under the running job (the spawner's
+  saved state and user_options bring back the project account: same job,
+  same kernel) -> stop -> the job is gone -> start again choosing proj1 ->
+  the new job belongs to alice.proj1 -> stop.
 
 Also: no token, a token for another audience, and a token whose projects are
 all on other platforms are refused with BricsAuthenticator's statuses.
@@ -36,7 +39,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from brics_oidc import OidcIssuer, projects_claim  # noqa: E402
-from harness import HubClient, HubError, LocalHub, free_port, stop_pid, tail, wait_until  # noqa: E402
+from harness import HubClient, HubError, LocalHub, free_port, pid_alive, stop_pid, tail, wait_until  # noqa: E402
 from notebook_test import ENV_NAMES, Sandbox  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -150,7 +153,7 @@ class BricsRun:
             raise HubError(f"the hub logged {SHORT_NAME} in without fetching the OIDC config and JWKS "
                            f"from {self.issuer.url} (fetched: {self.issuer.requests})")
 
-    def spawn_form(self) -> None:
+    def spawn_form(self, chosen: str) -> None:
         c = self.client
         page = c._request("GET", f"hub/spawn/{SHORT_NAME}", expect=(200,), allow_redirects=False,
                           headers={"Referer": c.url("hub/home")}).text
@@ -161,7 +164,7 @@ class BricsRun:
         if 'value="elsewhere.brics"' in page:
             raise HubError("the spawn page offers elsewhere.brics, a project with no resource on "
                            f"{PLATFORM}")
-        form = {"brics_project": CHOSEN, "runtime": "01:00:00", "ngpus": "1", "partition": "", "reservation": ""}
+        form = {"brics_project": chosen, "runtime": "01:00:00", "ngpus": "1", "partition": "", "reservation": ""}
         c.spawn_requested_at = time.monotonic()
         r = c._request("POST", f"hub/spawn/{SHORT_NAME}", expect=(200, 302, 303), data=form,
                        allow_redirects=False, headers={"Referer": c.url(f"hub/spawn/{SHORT_NAME}")},
@@ -169,29 +172,30 @@ class BricsRun:
         if r.status_code == 200:
             raise HubError(f"POST hub/spawn/{SHORT_NAME} {form} showed the page again instead of spawning: "
                            f"{r.text[:600]!r}")
-        log(f"  the form offered {sorted(ACCOUNTS)} (not elsewhere.brics); posted brics_project={CHOSEN}")
+        log(f"  the form offered {sorted(ACCOUNTS)} (not elsewhere.brics); posted brics_project={chosen}")
 
-    def check_job_owner(self) -> str:
-        def submitted():
-            return self.jobs(ACCOUNT)
-        jobs = wait_until(f"a Slurm job of {ACCOUNT} after choosing {CHOSEN}", submitted, 30, 0.3)
+    def check_job_owner(self, chosen: str) -> str:
+        account = ACCOUNTS[chosen]
+        jobs = wait_until(f"a Slurm job of {account} after choosing {chosen}", lambda: self.jobs(account), 30, 0.3)
+        if len(jobs) != 1:
+            raise HubError(f"choosing {chosen} left {len(jobs)} jobs of {account}: {jobs}")
         (job, (owner, state)), = jobs.items()
-        if owner != ACCOUNT:
-            raise HubError(f"job {job} belongs to {owner} in squeue %u, expected {ACCOUNT}")
-        other = self.jobs(ACCOUNTS["proj1.brics"])
-        if other:
-            raise HubError(f"choosing {CHOSEN} also submitted jobs as {ACCOUNTS['proj1.brics']}: {other}")
-        self.figures["job"] = job
+        if owner != account:
+            raise HubError(f"job {job} belongs to {owner} in squeue %u, expected {account}")
+        for other in set(ACCOUNTS.values()) - {account}:
+            if self.jobs(other):
+                raise HubError(f"choosing {chosen} also left jobs of {other}: {self.jobs(other)}")
         log(f"  job {job}: squeue %u = {owner} ({state})")
         return job
 
-    def check_notebook(self) -> None:
+    def check_notebook(self, kernel=None) -> str:
+        """Server API, 6*7 in a (new or given) kernel, the job's identity; returns the kernel id."""
         c = self.client
         c.open_server()
         status = c.server_get("api/status")
         if "started" not in status:
             raise HubError(f"{c.url(c.server_path('api/status'))} answered without 'started': {status}")
-        kernel = c.start_kernel()
+        kernel = kernel or c.start_kernel()
         reply = c.execute(kernel, "6*7")
         if reply.result != "42":
             raise HubError(f"kernel {kernel} evaluated 6*7 to {reply.result!r} (error {reply.error}, "
@@ -212,7 +216,47 @@ class BricsRun:
         if wrong:
             raise HubError(f"the notebook of {SHORT_NAME} ({CHOSEN}) runs with {wrong}, expected {want}")
         self.figures["env"] = job_env
-        log("  kernel: 6*7 = 42; job environment " + " ".join(f"{n}={job_env.get(n)}" for n in ENV_NAMES))
+        log(f"  kernel {kernel}: 6*7 = 42; job environment "
+            + " ".join(f"{n}={job_env.get(n)}" for n in ENV_NAMES))
+        return kernel
+
+    def proxy_pid(self):
+        try:
+            with open(os.path.join(self.workdir, "proxy.pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def stop_hub(self) -> None:
+        proxy = self.proxy_pid()
+        self.hub.stop(timeout=30)
+        if proxy and pid_alive(proxy):
+            wait_until(f"configurable-http-proxy (pid {proxy}) to exit with the hub", lambda: not pid_alive(proxy), 15)
+
+    def restart_hub(self, job: str, kernel: str) -> None:
+        c = self.client
+        self.stop_hub()
+        state = self.jobs(ACCOUNT).get(job, (None, None))[1]
+        if state != "RUNNING":
+            raise HubError(f"after stopping the hub, job {job} of {ACCOUNT} is {state!r}, not RUNNING")
+        t0 = time.monotonic()
+        self.hub.start(self.public_url)
+        c.spawn_requested_at = t0
+        self.figures["restart_ready_s"] = c.wait_ready(timeout=60)
+        if list(self.jobs(ACCOUNT)) != [job]:
+            raise HubError(f"after the hub restart {ACCOUNT} has jobs {self.jobs(ACCOUNT)}, not just {job}")
+        if kernel not in c.list_kernels():
+            raise HubError(f"after the hub restart the server lists kernels {c.list_kernels()}, not {kernel}")
+        self.check_notebook(kernel)
+        log(f"  hub restarted under job {job}: ready again after {self.figures['restart_ready_s']:.2f} s, "
+            f"same job, same kernel")
+
+    def stop_and_gone(self, job: str, account: str) -> float:
+        took = self.client.stop_server(timeout=60)
+        wait_until(f"job {job} of {account} to leave Slurm's queue after the stop",
+                   lambda: job not in self.jobs(account), 30)
+        log(f"  stopped in {took:.2f} s; job {job} is gone from squeue")
+        return took
 
     def diagnostics(self) -> str:
         parts = [f"--- hub log ({self.hub.log_path}), last lines:\n{self.hub.log_tail(60)}"]
@@ -232,27 +276,27 @@ class BricsRun:
         self.check_refusals()
         self.login()
         log(f"  {SHORT_NAME} logged in with a JWT (BricsAuthenticator fetched the OIDC config and JWKS)")
-        self.spawn_form()
-        job = self.check_job_owner()
+        self.spawn_form(CHOSEN)
+        job = self.figures["job"] = self.check_job_owner(CHOSEN)
         try:
             self.figures["ready_s"] = c.wait_ready(timeout=100)
         except HubError as exc:
             raise HubError(f"{exc}. The job {job} ran as {ACCOUNT}; if its output shows a PermissionError "
                            "under another account's home, the bridge lacks the remote HOME fix") from None
         log(f"  ready after {self.figures['ready_s']:.2f} s (press start -> hub says ready)")
-        self.check_notebook()
-        self.figures["stop_s"] = c.stop_server(timeout=60)
-        wait_until(f"job {job} of {ACCOUNT} to leave Slurm's queue after the stop",
-                   lambda: job not in self.jobs(ACCOUNT), 30)
-        log(f"  stopped in {self.figures['stop_s']:.2f} s; job {job} is gone from squeue")
+        kernel = self.check_notebook()
+        self.restart_hub(job, kernel)
+        self.figures["stop_s"] = self.stop_and_gone(job, ACCOUNT)
+        # The other project, from the same session: a new job as that account.
+        self.spawn_form("proj1.brics")
+        job1 = self.figures["job1"] = self.check_job_owner("proj1.brics")
+        self.figures["ready1_s"] = c.wait_ready(timeout=100)
+        log(f"  proj1.brics: ready after {self.figures['ready1_s']:.2f} s")
+        self.stop_and_gone(job1, ACCOUNTS["proj1.brics"])
+        self.stop_hub()
 
     def cleanup(self) -> None:
-        proxy = None
-        try:
-            with open(os.path.join(self.workdir, "proxy.pid")) as f:
-                proxy = int(f.read().strip())
-        except (OSError, ValueError):
-            pass
+        proxy = self.proxy_pid()
         if self.hub.proc and self.hub.proc.poll() is None:
             try:
                 self.hub.stop(timeout=20)
@@ -302,7 +346,9 @@ def main() -> int:
     print(f"\nok - hub.brics: BricsAuthenticator (JWT) + BridgeBricsSlurmSpawner on JupyterHub 3.0: "
           f"{SHORT_NAME} chose {CHOSEN}, job {f.get('job')} ran as {ACCOUNT} "
           f"(USER={env.get('USER')} LOGNAME={env.get('LOGNAME')} HOME={env.get('HOME')}), "
-          f"ready in {f.get('ready_s', 0):.2f} s, stopped in {f.get('stop_s', 0):.2f} s; {took:.0f} s in all")
+          f"ready in {f.get('ready_s', 0):.2f} s, again {f.get('restart_ready_s', 0):.2f} s after a hub restart, "
+          f"stopped in {f.get('stop_s', 0):.2f} s; then proj1.brics: job {f.get('job1')} as "
+          f"{ACCOUNTS['proj1.brics']}, ready in {f.get('ready1_s', 0):.2f} s; {took:.0f} s in all")
     return 0
 
 
