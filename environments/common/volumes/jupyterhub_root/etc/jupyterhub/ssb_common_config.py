@@ -97,6 +97,21 @@ else:
             self.req_username = projects[key]["username"]
             return await super().start()
 
+        # The account is part of the server's state: a restarted hub polls
+        # and cancels the job as the account that submitted it, not as the
+        # hub user (found by tests/pods: after a hub restart, stopping the
+        # server ran `scancel` as "alice" and left alice.proj1's job running).
+        def get_state(self):
+            state = super().get_state()
+            if self.job_id:
+                state["account"] = self.req_username
+            return state
+
+        def load_state(self, state):
+            super().load_state(state)
+            if state.get("account"):
+                self.req_username = state["account"]
+
     def project_options_form(spawner):
         """A project picker when the user has more than one project."""
         projects = spawner._projects()
