@@ -18,7 +18,11 @@
 #         localhost/ssb-slurm:{dev-latest|latest}
 # Build arguments come from containers/<image>/argfile.conf.
 # Environment: SSB_BUILD_DIR (default /var/tmp/ssb-build) holds the prepared
-# build context of the JupyterHub image.
+# build contexts. SSB_SUPPORT_PACKAGES (default <repo>/../shared/vendor when
+# it exists): a directory with source trees of the supporting packages
+# (batchspawner, bricsauthenticator, slurmspawner_wrappers); stage-dev
+# installs them as local working copies (a clone placed in
+# containers/<image>/_dev_build_data/<name> wins). stage-prod never does.
 set -euo pipefail
 export SSB_PROG=build_images.sh
 # shellcheck source=/dev/null
@@ -107,6 +111,45 @@ stage_sources() {
   [[ -f ${dest}/bridge-src/CMakeLists.txt ]] || ssb_die "no CMakeLists.txt in the sources: cannot build the bridge"
 }
 
+# support_packages_dir: the SSB_SUPPORT_PACKAGES directory, or nothing.
+support_packages_dir() {
+  if [[ -n ${SSB_SUPPORT_PACKAGES:-} ]]; then
+    [[ -d $SSB_SUPPORT_PACKAGES ]] || ssb_die "SSB_SUPPORT_PACKAGES=${SSB_SUPPORT_PACKAGES} is not a directory"
+    realpath -- "$SSB_SUPPORT_PACKAGES"
+  elif [[ -d ${SSB_REPO_ROOT}/../shared/vendor ]]; then
+    realpath -- "${SSB_REPO_ROOT}/../shared/vendor"
+  fi
+}
+
+# fill_dev_build_data IMAGE DEST PACKAGE...: the local working copies for a
+# stage-dev build into DEST (the build context's _dev_build_data/): a clone in
+# containers/IMAGE/_dev_build_data/<name>, else <SSB_SUPPORT_PACKAGES>/<name>
+# (with its <name>.commit), and scripts/install-support-packages.sh that the
+# image installs them with. Prints what it used; notes what is missing.
+fill_dev_build_data() {
+  local image=$1 dest=$2 support pkg src
+  shift 2
+  support=$(support_packages_dir)
+  mkdir -p "$dest"
+  cp "${SSB_REPO_ROOT}/scripts/install-support-packages.sh" "${dest}/install-support-packages.sh"
+  for pkg in "$@"; do
+    src=""
+    if [[ -d ${C}/${image}/_dev_build_data/${pkg} ]]; then
+      src=${C}/${image}/_dev_build_data/${pkg}
+    elif [[ -n $support && -d ${support}/${pkg} ]]; then
+      src=${support}/${pkg}
+    fi
+    if [[ -z $src ]]; then
+      NOTICES+=("${image}: no local working copy of ${pkg} (set SSB_SUPPORT_PACKAGES to a directory holding it)")
+      continue
+    fi
+    tar -C "$src" -c --exclude=./build --exclude=./dist --exclude='*.egg-info' --exclude=__pycache__ . \
+      | (mkdir -p "${dest}/${pkg}" && tar -x -C "${dest}/${pkg}")
+    if [[ -f ${src}/../${pkg}.commit ]]; then cp "${src}/../${pkg}.commit" "${dest}/${pkg}.commit"; fi
+    ssb_log "${image} stage-dev: local working copy of ${pkg} from ${src}"
+  done
+}
+
 build_failed() {
   if [[ $OFFLINE == 1 ]]; then
     ssb_die "podman build of $1 failed (see the output above)"
@@ -125,16 +168,17 @@ build_jupyterhub() {
   cp "${C}/jupyterhub/Containerfile" "${C}/jupyterhub/ssb-jupyterhub-entrypoint" \
     "${C}/jupyterhub/render_config.py" "${C}/jupyterhub/collect-runtime.sh" "${ctx}/jupyterhub/"
   if [[ $STAGE == stage-dev ]]; then
-    tar -C "${C}/jupyterhub/_dev_build_data" -c --exclude=README.md --exclude=.gitignore . \
-      | tar -x -C "${ctx}/_dev_build_data"
+    fill_dev_build_data jupyterhub "${ctx}/_dev_build_data" batchspawner bricsauthenticator
   fi
   local args
   mapfile -t args < <(read_argfile "${C}/jupyterhub/argfile.conf")
   if [[ $OFFLINE == 1 ]]; then
     # shellcheck disable=SC2154  # OB_* come from --print-names
     args+=(--build-arg "BASE_IMAGE=${OB_jupyterhub}" --build-arg "BUILDER_IMAGE=${OB_debian}")
-    NOTICES+=("jupyterhub: batchspawner NOT installed (offline: no Python package index); the hub cannot spawn notebook servers, the bridge CLI works")
-    NOTICES+=("jupyterhub: bricsauthenticator NOT installed (offline); dev_realauth*, prod authentication cannot work in this image")
+    if [[ $STAGE == stage-prod ]]; then
+      NOTICES+=("jupyterhub: batchspawner NOT installed (offline stage-prod: no Python package index); the hub cannot spawn notebook servers, the bridge CLI works")
+      NOTICES+=("jupyterhub: bricsauthenticator NOT installed (offline stage-prod); dev_realauth*, prod authentication cannot work in this image")
+    fi
     NOTICES+=("jupyterhub: base is Debian's jupyterhub package (3.0.x) instead of quay.io/jupyterhub/jupyterhub")
   fi
   ssb_log "building ${image} (${STAGE}) from ${ctx}"
@@ -145,20 +189,34 @@ build_jupyterhub() {
 }
 
 build_slurm() {
-  local image
+  local image ctx
   image=$(ssb_image_name slurm "$STAGE")
+  ctx="${BUILD_DIR}/slurm-${STAGE}"
   local args
   mapfile -t args < <(read_argfile "${C}/slurm/argfile.conf")
+  [[ -d ${C}/slurm/slurmspawner_wrappers/bin ]] || ssb_die "containers/slurm/slurmspawner_wrappers/bin is missing"
+  mkdir -p "$BUILD_DIR"
+  rm -rf -- "$ctx"
+  mkdir -p "$ctx"
+  tar -C "${C}/slurm" -c --exclude=./_dev_build_data . | tar -x -C "$ctx"
+  mkdir -p "${ctx}/_dev_build_data"
+  if [[ $STAGE == stage-dev ]]; then
+    fill_dev_build_data slurm "${ctx}/_dev_build_data" slurmspawner_wrappers batchspawner
+  fi
   if [[ $OFFLINE == 1 ]]; then
     args+=(--build-arg "BASE_IMAGE=${OB_slurm}")
-    NOTICES+=("slurm: upstream slurmspawner_wrappers NOT installed (offline); using the project's interface-compatible wrappers")
+    if [[ $STAGE == stage-prod || ! -d ${ctx}/_dev_build_data/slurmspawner_wrappers ]]; then
+      NOTICES+=("slurm: upstream slurmspawner_wrappers NOT installed (offline, no local working copy); using the project's interface-compatible wrappers")
+    fi
+    if [[ $STAGE == stage-prod || ! -d ${ctx}/_dev_build_data/batchspawner ]]; then
+      NOTICES+=("slurm: batchspawner-singleuser NOT installed (offline, no local working copy); notebook jobs cannot report their port to the hub")
+    fi
     NOTICES+=("slurm: base is Debian's slurm-wlm/munge instead of docker.io/nathanhess/slurm")
   fi
-  [[ -d ${C}/slurm/slurmspawner_wrappers/bin ]] || ssb_die "containers/slurm/slurmspawner_wrappers/bin is missing"
-  ssb_log "building ${image} (${STAGE})"
+  ssb_log "building ${image} (${STAGE}) from ${ctx}"
   local t0=$SECONDS
   podman build --network host "${OFFLINE_ARGS[@]}" "${args[@]}" --target "$STAGE" \
-    -f "${C}/slurm/Containerfile" -t "$image" "${C}/slurm" >&2 || build_failed "$image"
+    -f "${ctx}/Containerfile" -t "$image" "$ctx" >&2 || build_failed "$image"
   ssb_log "built ${image} in $((SECONDS - t0)) s"
 }
 
