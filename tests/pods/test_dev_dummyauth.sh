@@ -3,7 +3,9 @@
 # Slurm in one pod) with podman kube play, check the hub answers on its
 # published 127.0.0.1 port, run a real Slurm job through the bridge from
 # inside the JupyterHub container (submit → RUNNING <node> → hub restart →
-# still RUNNING → cancel → gone), tear down with --force and prove that no
+# still RUNNING → cancel → gone), then a real notebook server as a user gets
+# it (tests/pods/notebook.sh: log in, spawn through the hub, kernel 6*7,
+# screenshot, hub restart, stop), tear down with --force and prove that no
 # pod, container, volume or secret of the environment is left.
 #
 # Refuses to run when dev_dummyauth resources exist already (they are not the
@@ -110,6 +112,21 @@ restart_hub() {
 t0=$SECONDS
 job_round_trip "$HUB" alice.proj1 restart_hub
 log "job round trip (with a hub restart) in $((SECONDS - t0)) s"
+
+# --- a real notebook server, spawned through the hub ------------------------------
+# shellcheck source=/dev/null
+. "${PODS_DIR}/notebook.sh"
+slurm_squeue() { podman exec "$SLURM" squeue "$@"; }
+hub_log() { podman logs --tail 40 "$HUB"; }
+# shellcheck disable=SC2034  # NB_* are notebook.sh's inputs
+NB_ENV=$ENV_NAME NB_HUB="http://127.0.0.1:${HUB_PORT}" NB_USER=alice NB_ACCOUNT=alice.proj1
+# shellcheck disable=SC2034
+NB_PROJECT=proj1.brics NB_PASSWORD=$password NB_SQUEUE=slurm_squeue NB_DIAG=hub_log
+# shellcheck disable=SC2034
+NB_HOME=$(podman exec "$SLURM" getent passwd "$NB_ACCOUNT" | cut -d: -f6)
+t0=$SECONDS
+notebook_round_trip restart_hub
+log "notebook server round trip (with a hub restart) in $((SECONDS - t0)) s"
 
 # --- teardown -------------------------------------------------------------------
 teardown_and_prove_empty "$ENV_NAME" "$DEPLOY"
