@@ -284,6 +284,15 @@ def check_argv(cg_out, wdir, spool):
     user = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
     wrapper = W + r"/slurmspawner_(?:sbatch|squeue|scancel)"
     q = lambda x: "'" + x + "'"  # noqa: E731 - the builder's quoting of a plain value
+    # The builder's identity prefix (USER/LOGNAME/HOME/SHELL from getent
+    # passwd; a notice when the hub's HOME differs), before any form.
+    ident = (re.escape("ssb_pw=$(getent passwd ") + q(user)
+             + re.escape(') || { echo "slurm-ssh-bridge: remote: user "') + q(user)
+             + re.escape('" has no passwd entry on the login host (getent passwd failed); the job cannot run as '
+                         'them" >&2; exit 1; }; ssb_rest=${ssb_pw#*:*:*:*:*:}; HOME=${ssb_rest%%:*}; '
+                         'SHELL=${ssb_rest#*:}; [ -n "$SHELL" ] || SHELL=/bin/sh; USER=') + q(user)
+             + re.escape("; LOGNAME=") + q(user) + re.escape("; export HOME SHELL USER LOGNAME; ")
+             + r"(?:\[ '[^']*' = \"\$HOME\" \] \|\| echo \".*?\" >&2; )?")
     login_forms = [
         r"SLURMSPAWNER_JOB_ID='[0-9]+(?:;[A-Za-z0-9_-]+)?'; export SLURMSPAWNER_JOB_ID; exec '/usr/bin/sudo' -n -u "
         + q(user) + " -- " + q(W + r"/slurmspawner_(?:squeue|scancel)"),
@@ -293,6 +302,7 @@ def check_argv(cg_out, wdir, spool):
         r"'/usr/bin/sudo' -n -u " + q(user) + " -- " + q(W + "/slurmspawner_sbatch") + "; fi",
         r"exec '/usr/bin/sudo' -n -u " + q(user) + " -- " + q(W + "/slurmspawner_sbatch"),
     ]
+    login_forms = ["(?:" + ident + ")?" + f for f in login_forms]
     c = {"processes": 0, "sudo": 0, "wrapper": 0, "slurm_cmd": 0, "login_shell": 0, "snippet": 0, "infra": 0,
          "unexpected": 0}
     bad = []
@@ -313,15 +323,18 @@ def check_argv(cg_out, wdir, spool):
                         and re.fullmatch(wrapper, argv[5]):
                     c["sudo"] += 1
                     continue
-            elif a0 == "/usr/bin/python3":
-                if len(argv) == 3 and argv[1] == "-I" and re.fullmatch(wrapper, argv[2]):
+            elif a0 == wdir.rstrip("/") + "/python":
+                # The upstream wrappers: console-script entry points run by
+                # the venv's interpreter, which start Slurm's commands by
+                # absolute path.
+                if len(argv) == 2 and re.fullmatch(wrapper, argv[1]):
                     c["wrapper"] += 1
                     continue
-            elif a0 in ("sbatch", "squeue", "scancel"):
-                if argv == ["sbatch", "--parsable"] or \
-                        (a0 == "squeue" and len(argv) == 6 and argv[1:3] == ["-h", "-j"] and argv[3].isdigit()
-                         and argv[4:] == ["-o", "%T %B"]) or \
-                        (a0 == "scancel" and len(argv) == 2 and argv[1].isdigit()):
+            elif a0 in ("/usr/bin/sbatch", "/usr/bin/squeue", "/usr/bin/scancel"):
+                if argv == ["/usr/bin/sbatch", "--parsable"] or \
+                        (a0 == "/usr/bin/squeue" and len(argv) == 6 and argv[1:3] == ["-h", "-j"]
+                         and argv[3].isdigit() and argv[4:] == ["-o", "%T %B"]) or \
+                        (a0 == "/usr/bin/scancel" and len(argv) == 2 and argv[1].isdigit()):
                     c["slurm_cmd"] += 1
                     continue
             elif a0 in ("bash", "-bash", "/bin/bash"):
