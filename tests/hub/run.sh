@@ -6,8 +6,8 @@
 #
 #   sudo tests/hub/run.sh build/slurm-ssh-bridge [--paths daemon,direct,stock-ssh]
 #
-# Environment: SSB_HUB_VENV reuses a venv (made if missing; default: a fresh
-# one in the private work dir), SSB_SUPPORT_PACKAGES (see
+# Environment: SSB_HUB_VENV (default /var/cache/ssb-tests/hub-venv, made if
+# missing), SSB_SUPPORT_PACKAGES (see
 # scripts/install-support-packages.sh), SSB_HUB_KEEP=1 keeps the work dir.
 set -euo pipefail
 
@@ -26,16 +26,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
-VENV=${SSB_HUB_VENV:-$WORK/venv}
+# shellcheck source=tests/integration/lib.sh
+source "$ROOT/tests/integration/lib.sh"
+# A copy: a rebuild during the run changes nothing (the hub runs it for minutes).
+BRIDGE=$(snapshot_binary "$BRIDGE" "$WORK") || exit 1
+
+# The hub's venv (Debian's JupyterHub visible): batchspawner, and this
+# checkout's python_shim reinstalled every run. World-readable: the job runs
+# batchspawner-singleuser from it as the notebook user. One run at a time.
+VENV=${SSB_HUB_VENV:-/var/cache/ssb-tests/hub-venv}
+mkdir -p "$(dirname "$VENV")"
 t0=$SECONDS
+exec 9>"$VENV.lock"
+flock -w 300 9 || { echo "run.sh: $VENV.lock still held after 300 s (another hub test?)" >&2; exit 1; }
+# Built from a private copy: pip builds in the source tree (build/,
+# *.egg-info), which other test runs may be building in at the same time.
+mkdir "$WORK/python_shim"
+cp -r "$ROOT/python_shim/pyproject.toml" "$ROOT/python_shim/README.md" "$ROOT/python_shim/src" "$WORK/python_shim/"
+rm -rf "$WORK"/python_shim/src/*.egg-info
 if ! "$ROOT/scripts/install-support-packages.sh" --venv "$VENV" --system-site-packages batchspawner \
     >"$WORK/venv.log" 2>&1 ||
-    ! "$VENV/bin/pip" install -q --no-build-isolation --no-index --no-deps "$ROOT/python_shim" \
-        >>"$WORK/venv.log" 2>&1; then
+    ! "$VENV/bin/pip" install -q --no-build-isolation --no-index --no-deps --force-reinstall \
+        "$WORK/python_shim" >>"$WORK/venv.log" 2>&1 ||
+    ! "$VENV/bin/python" -c 'import batchspawner, slurm_ssh_bridge.spawner' >>"$WORK/venv.log" 2>&1; then
     echo "run.sh: could not make the hub's venv $VENV (batchspawner + python_shim):" >&2
     tail -n 30 "$WORK/venv.log" >&2
     exit 1
 fi
+chmod -R go+rX "$VENV"
 echo "run.sh: venv $VENV ready in $((SECONDS - t0)) s"
 
 cd "$ROOT"
