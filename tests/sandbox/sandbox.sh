@@ -14,7 +14,7 @@
 # DIR/pids and stopped by that PID, never by name; the processes they spawn
 # (sshd sessions, slurmstepd, jobs) are found through the sandbox's own cgroup.
 #
-# Accounts jupyterspawner, alice.proj1, bob.proj1 (group jupyterusers) and
+# Accounts jupyterspawner, alice.proj1, bob.proj1, alice.proj2 (group jupyterusers) and
 # mallory.other (not in it) are created when missing and left in place by
 # `down` (they are shared by all sandboxes).
 #
