@@ -132,7 +132,7 @@ class PathRun:
         self.job_id = None
         self.soft_failures = []
         self.result = {"path": path, "ready_s": None, "restart_ready_s": None, "stop_s": None,
-                       "env": {}, "kernel": None, "load": None, "ready_all": [], "ok": False, "error": ""}
+                       "env": {}, "kernel": None, "load": None, "ready_all": [], "submit_all": [], "ok": False, "error": ""}
 
     # ------------------------------------------------------------ helpers
 
@@ -265,10 +265,28 @@ class PathRun:
         if self.args.repeats > 1:
             log(f"[{self.path}] times to ready over {self.args.repeats} spawns: "
                 + ", ".join(f"{t:.2f}" for t in self.result["ready_all"]) + " s")
+        self.result["submit_all"] = self.submit_latencies()
         self.stop_hub()
         if self.soft_failures:
             raise HubError("; ".join(self.soft_failures))
         self.result["ok"] = True
+
+    def submit_latencies(self) -> list:
+        """Seconds from batchspawner's "Spawner submitting command" to "Job submitted", from the hub log."""
+        pattern = re.compile(r"^\[\w (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) JupyterHub batchspawner:\d+\] "
+                             r"(Spawner submitting command|Job submitted)")
+        out, started = [], None
+        for line in tail(self.hub.log_path, 10**7).splitlines():
+            m = pattern.match(line)
+            if not m:
+                continue
+            t = time.mktime(time.strptime(m.group(1)[:19], "%Y-%m-%d %H:%M:%S")) + float("0" + m.group(1)[19:])
+            if m.group(2).startswith("Spawner"):
+                started = t
+            elif started is not None:
+                out.append(t - started)
+                started = None
+        return out
 
     def password(self) -> str:
         with open(self.settings_file) as f:
@@ -311,6 +329,8 @@ class PathRun:
                 wait_until(f"the {what} (pid {pid}) to exit with the hub", lambda: not pid_alive(pid), 15)
 
     def cleanup(self) -> None:
+        if not self.result["submit_all"]:
+            self.result["submit_all"] = self.submit_latencies()
         for pid in (self.proxy_pid(), self.daemon_pid()):
             if pid:
                 stop_pid(pid)
@@ -332,9 +352,9 @@ class PathRun:
 
 def print_table(results) -> None:
     print("\nTime to ready (press start -> the hub says ready), one run, one sandbox, paths one after another:")
-    print("| path | ready: median (s) | min-max (n) | hub restart -> ready again (s) | stop (s) "
-          "| job: uid / USER / LOGNAME | HOME / SHELL | 6*7 | load avg | result |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| path | ready: median (s) | min-max (n) | submit: median (ms) | hub restart -> ready again (s) "
+          "| stop (s) | job: uid / USER / LOGNAME | HOME / SHELL | 6*7 | load avg | result |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     names = {"daemon": "bridge, daemon (hub-managed service)", "direct": "bridge, direct",
              "stock-ssh": "batchspawner stock `ssh ... sudo -u`"}
     for r in results:
@@ -343,7 +363,8 @@ def print_table(results) -> None:
         median = statistics.median(times) if times else None
         spread = f"{min(times):.2f}-{max(times):.2f} ({len(times)})" if times else "-"
         e = r["env"]
-        print(f"| {names[r['path']]} | {f(median)} | {spread} | {f(r['restart_ready_s'])} | {f(r['stop_s'])} | "
+        submit = "%.0f" % (1000 * statistics.median(r["submit_all"])) if r["submit_all"] else "-"
+        print(f"| {names[r['path']]} | {f(median)} | {spread} | {submit} | {f(r['restart_ready_s'])} | {f(r['stop_s'])} | "
               f"{e.get('uid', '-')} / {e.get('USER', '-')} / {e.get('LOGNAME', '-')} | "
               f"{e.get('HOME', '-')} / {e.get('SHELL', '-')} | {r['kernel'] or '-'} | {f(r['load'])} | "
               f"{'ok' if r['ok'] else 'FAILED'} |")
