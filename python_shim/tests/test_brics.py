@@ -199,21 +199,3 @@ def test_readme_brics_config_names_only_real_traits(caplog):
         spawner = make(config)
     assert "not recognized" not in caplog.text, caplog.text
     assert spawner.exec_prefix == BRIDGE + " --config " + CONFIG + " --user {username}"
-
-
-def test_a_retry_with_another_project_runs_as_that_account(caplog, tmp_path):
-    # JupyterHub keeps the Spawner object after a failed start; BricsSlurmSpawner's
-    # dynamic defaults alone would keep the first project's account.
-    c = Config()
-    c.BridgeSpawnerMixin.bridge_path = str(tmp_path / "not-installed")  # every submit fails
-    spawner = choose(make(c))
-    with caplog.at_level("INFO"), pytest.raises(Exception):
-        asyncio.run(spawner.start())
-    assert "--user alice.proj2 submit" in caplog.text, caplog.text
-    caplog.clear()
-    spawner.user_options = spawner.run_options_from_form(dict(FORM, brics_project=["proj1.brics"]))
-    with caplog.at_level("INFO"), pytest.raises(Exception):
-        asyncio.run(spawner.start())
-    assert "--user alice.proj1 submit" in caplog.text, caplog.text
-    assert "--user alice.proj2 submit" not in caplog.text, caplog.text
-    assert spawner.req_homedir == "/home/proj1/alice.proj1"

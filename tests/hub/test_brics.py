@@ -10,7 +10,9 @@ the hub's platform (and one elsewhere):
   (not the other platform's) -> POST brics_project=proj2.brics -> the Slurm
   job belongs to alice.proj2 (squeue %u) -> the hub says ready (timed) ->
   through the proxy a kernel evaluates 6*7 and sees USER/LOGNAME/HOME of
-  alice.proj2 -> the hub restarts under the running job (the spawner's
+  alice.proj2 (after a first start of a project whose account the login host
+  lacks failed: the retry must not reuse that account; JupyterHub >= 2.2
+  gives it a new Spawner object) -> the hub restarts under the running job (the spawner's
   saved state and user_options bring back the project account: same job,
   same kernel) -> stop -> the job is gone -> start again choosing proj1 ->
   the new job belongs to alice.proj1 -> stop.
@@ -31,6 +33,7 @@ import glob
 import json
 import os
 import pwd
+import re
 import secrets
 import subprocess
 import sys
@@ -47,6 +50,10 @@ SHORT_NAME = "alice"
 ACCOUNTS = {"proj1.brics": "alice.proj1", "proj2.brics": "alice.proj2"}
 CHOSEN = "proj2.brics"
 ACCOUNT = ACCOUNTS[CHOSEN]
+# A project the portal lists but whose account the login host does not have
+# (not provisioned yet): starting it fails, and the retry with another
+# project must not reuse its account.
+UNPROVISIONED = ("proj9.brics", "alice.proj9")
 PLATFORM = "brics.ssb-test.notebooks.shared"
 AUDIENCE = "zenith-jupyter"
 
@@ -137,7 +144,8 @@ class BricsRun:
 
     def login(self) -> None:
         c = self.client
-        token = self.issuer.token(SHORT_NAME, projects_claim(ACCOUNTS, PLATFORM, "other.platform"), AUDIENCE)
+        claim = projects_claim(dict(ACCOUNTS, **dict([UNPROVISIONED])), PLATFORM, "other.platform")
+        token = self.issuer.token(SHORT_NAME, claim, AUDIENCE)
         r = c._request("GET", "hub/login", expect=(302, 303), allow_redirects=False,
                        headers={"X-Auth-Id-Token": token})
         if not any(k.name.startswith("jupyterhub-session") or k.name == "jupyterhub-hub-login"
@@ -153,11 +161,11 @@ class BricsRun:
             raise HubError(f"the hub logged {SHORT_NAME} in without fetching the OIDC config and JWKS "
                            f"from {self.issuer.url} (fetched: {self.issuer.requests})")
 
-    def spawn_form(self, chosen: str) -> None:
+    def spawn_form(self, chosen: str, fails: bool = False):
         c = self.client
         page = c._request("GET", f"hub/spawn/{SHORT_NAME}", expect=(200,), allow_redirects=False,
                           headers={"Referer": c.url("hub/home")}).text
-        missing = [p for p in ACCOUNTS if f'value="{p}"' not in page]
+        missing = [p for p in list(ACCOUNTS) + [UNPROVISIONED[0]] if f'value="{p}"' not in page]
         if missing or 'name="brics_project"' not in page:
             raise HubError(f"the spawn page of {SHORT_NAME} does not offer {missing or 'a brics_project field'} "
                            f"(BricsSlurmSpawner's form from auth_state); page: {page[:800]!r}")
@@ -169,10 +177,12 @@ class BricsRun:
         r = c._request("POST", f"hub/spawn/{SHORT_NAME}", expect=(200, 302, 303), data=form,
                        allow_redirects=False, headers={"Referer": c.url(f"hub/spawn/{SHORT_NAME}")},
                        timeout=60)
-        if r.status_code == 200:
+        if r.status_code == 200 and not fails:
             raise HubError(f"POST hub/spawn/{SHORT_NAME} {form} showed the page again instead of spawning: "
                            f"{r.text[:600]!r}")
-        log(f"  the form offered {sorted(ACCOUNTS)} (not elsewhere.brics); posted brics_project={chosen}")
+        log(f"  the form offered {sorted(ACCOUNTS) + [UNPROVISIONED[0]]} (not elsewhere.brics); "
+            f"posted brics_project={chosen}")
+        return r
 
     def check_job_owner(self, chosen: str) -> str:
         account = ACCOUNTS[chosen]
@@ -251,6 +261,33 @@ class BricsRun:
         log(f"  hub restarted under job {job}: ready again after {self.figures['restart_ready_s']:.2f} s, "
             f"same job, same kernel")
 
+    def failed_start(self) -> None:
+        """Start the unprovisioned project: the hub must give up (the bridge finds no such account)."""
+        project, account = UNPROVISIONED
+        r = self.spawn_form(project, fails=True)
+        if r.status_code == 200:
+            # JupyterHub shows the form again with the error when the start failed at once.
+            m = re.search(r"Error:\s*([^<]*)<", r.text)
+            if not m:
+                raise HubError(f"starting {project} showed the spawn page again without an error: "
+                               f"{r.text[-600:]!r}")
+            log(f"  the spawn page says: Error: {' '.join(m.group(1).split())}")
+
+        def given_up():
+            model = self.client.user_model()
+            server = (model.get("servers") or {}).get("")
+            if server and server.get("ready"):
+                raise HubError(f"{SHORT_NAME}'s server became ready as {account}, an account the login "
+                               "host does not have")
+            return not (server or {}).get("pending") and not model.get("pending")
+
+        wait_until(f"the hub to give up starting {project} ({account} has no account on the login host)",
+                   given_up, 60, 0.3)
+        hub_log = self.hub.log_tail(400)
+        if account not in hub_log:
+            raise HubError(f"the failed start of {project} left no trace of {account} in the hub log")
+        log(f"  {project} ({account}, not on the login host): the start failed, as it must")
+
     def stop_and_gone(self, job: str, account: str) -> float:
         took = self.client.stop_server(timeout=60)
         wait_until(f"job {job} of {account} to leave Slurm's queue after the stop",
@@ -276,6 +313,7 @@ class BricsRun:
         self.check_refusals()
         self.login()
         log(f"  {SHORT_NAME} logged in with a JWT (BricsAuthenticator fetched the OIDC config and JWKS)")
+        self.failed_start()
         self.spawn_form(CHOSEN)
         job = self.figures["job"] = self.check_job_owner(CHOSEN)
         try:

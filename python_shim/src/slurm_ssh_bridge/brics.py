@@ -53,26 +53,7 @@ class BridgeBricsSlurmSpawner(BridgeSpawnerMixin, BricsSlurmSpawner):
     Configure the bridge part as ``c.BridgeBricsSlurmSpawner.bridge_path``,
     ``bridge_config``, ``bridge_mode`` (or ``c.BridgeSpawnerMixin.*``) and
     the rest as for ``BricsSlurmSpawner`` / ``SlurmSpawner``.
-
-    One change to ``BricsSlurmSpawner``'s behaviour: every start runs as the
-    project chosen for *that* start. ``BricsSlurmSpawner`` derives
-    ``req_username`` and ``req_homedir`` from ``user_options`` in traitlets
-    dynamic defaults, which are computed once per Spawner object; JupyterHub
-    keeps the object after a failed start, so a retry with another project
-    would otherwise submit as the first project's account.
     """
-
-    async def start(self):
-        self._follow_chosen_project()
-        return await super().start()
-
-    def _follow_chosen_project(self):
-        for name in ("req_username", "req_homedir"):
-            fresh = self.trait_defaults(name)  # BricsSlurmSpawner's rule, from today's user_options
-            if self.trait_has_value(name) and getattr(self, name) != fresh:
-                self.log.info("%s for %s: %s follows the chosen project: %r (was %r)",
-                              type(self).__name__, self.user.name, name, fresh, getattr(self, name))
-            setattr(self, name, fresh)
 
 
 def jwks_client_factory(jwks_uri: str) -> "jwt.PyJWKClient":
