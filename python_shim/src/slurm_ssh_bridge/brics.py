@@ -17,8 +17,8 @@ Use it with ``c.JupyterHub.spawner_class =
 and batchspawner.
 
 :class:`CompatBricsAuthenticator` is ``BricsAuthenticator`` whose login
-handler also works with PyJWT older than 2.7 (Debian 12 ships 2.6;
-bricsauthenticator declares ``PyJWT >= 2.9``): upstream's handler builds
+handler also works with Debian 12's PyJWT 2.6 (bricsauthenticator declares
+``PyJWT >= 2.9``): upstream's handler builds
 ``jwt.PyJWKClient(jwks_uri, headers=...)``, and PyJWT 2.6 has no ``headers``
 argument, so every login fails with HTTP 500 (``TypeError``). With a newer
 PyJWT it behaves exactly like ``BricsAuthenticator``.
@@ -58,11 +58,11 @@ class BridgeBricsSlurmSpawner(BridgeSpawnerMixin, BricsSlurmSpawner):
 
 def jwks_client_factory(jwks_uri: str) -> "jwt.PyJWKClient":
     """The JWKS client ``BricsLoginHandler`` makes (User-Agent ``PyJWT/<version>``),
-    for PyJWT versions with and without ``PyJWKClient(headers=...)`` (2.7+)."""
+    for PyJWT versions with ``PyJWKClient(headers=...)`` and without it (2.6)."""
     headers = {"User-Agent": "PyJWT/%s" % jwt.__version__}
     if "headers" in inspect.signature(jwt.PyJWKClient.__init__).parameters:
         return jwt.PyJWKClient(jwks_uri, headers=headers)
-    # PyJWT < 2.7 passes its uri straight to urllib.request.urlopen, which
+    # PyJWT 2.6 passes its uri straight to urllib.request.urlopen, which
     # takes a Request (URL + headers) as well as a string.
     return jwt.PyJWKClient(urllib.request.Request(jwks_uri, headers=headers))
 

@@ -39,7 +39,7 @@ else:
     c.JupyterHub.spawner_class = BridgeBricsSlurmSpawner
     # BricsAuthenticator itself, except that its login handler's JWKS client
     # also works with Debian 12's PyJWT 2.6 (upstream's fails every login
-    # with HTTP 500 there: PyJWKClient has no headers= before PyJWT 2.7).
+    # with HTTP 500 there: its PyJWKClient has no headers=).
     c.JupyterHub.authenticator_class = CompatBricsAuthenticator
 
 c.BricsAuthenticator.oidc_server = deploy_value("OIDC_SERVER")
