@@ -16,6 +16,16 @@ published ``127.0.0.1`` port, or any other URL):
     assert reply.result == "42"
     client.stop_server(timeout=60)                    # DELETE /hub/api/users/USER/server
 
+Also: ``start_server_api(options)`` (POST /hub/api/users/USER/server, e.g.
+an options form's fields), ``user_model()``, ``server_model()``,
+``hub_api(method, path)`` (Hub REST API with the user's cookie, Referer and
+``X-XSRFToken``), ``open_server()`` (the browser's first visit: the hub's
+OAuth handshake and the server's ``_xsrf`` cookie; call it again after a
+restart of the *server*), ``server_api(method, path)``, ``list_kernels()``,
+``delete_kernel(id)``, ``cookie(name, path)``, ``url(path)``, ``session``
+(the ``requests.Session`` holding the cookies). Works with JupyterHub 3
+(Referer check) and 4+ (``_xsrf`` in the login form and API headers).
+
 Every call is bounded by a timeout and raises ``HubError`` with a message
 that says what was asked, of which URL, and what came back.
 
@@ -132,11 +142,22 @@ class HubClient:
     def url(self, path: str) -> str:
         return urljoin(self.base_url, path.lstrip("/"))
 
+    def cookie(self, name: str, path: str) -> Optional[str]:
+        """The value of cookie ``name`` a browser would send to URL path ``path``
+        (the one with the longest matching cookie path)."""
+        path = path if path.endswith("/") else path + "/"
+        best = None
+        for c in self.session.cookies:
+            cpath = c.path if c.path.endswith("/") else c.path + "/"
+            if c.name == name and path.startswith(cpath) and (best is None or len(cpath) > len(best[0])):
+                best = (cpath, c.value)
+        return best[1] if best else None
+
     def _hub_headers(self) -> Dict[str, str]:
         # JupyterHub 3 refuses cookie-authenticated API calls without a
         # same-origin Referer; 4+ also wants the _xsrf token.
         headers = {"Referer": self.url("hub/home")}
-        xsrf = self.session.cookies.get("_xsrf", path=urlparse(self.url("hub/")).path)
+        xsrf = self.cookie("_xsrf", urlparse(self.url("hub/api/")).path)
         if xsrf:
             headers["X-XSRFToken"] = xsrf
         return headers
@@ -289,9 +310,7 @@ class HubClient:
 
     def _server_headers(self) -> Dict[str, str]:
         headers = {"Referer": self.url(self.server_path("tree"))}
-        xsrf = self.session.cookies.get("_xsrf", path=urlparse(self.url(self.server_path())).path.rstrip("/"))
-        xsrf = xsrf or next((c.value for c in self.session.cookies
-                             if c.name == "_xsrf" and c.path.rstrip("/") != urlparse(self.url("hub/")).path.rstrip("/")), None)
+        xsrf = self.cookie("_xsrf", urlparse(self.url(self.server_path("api/"))).path)
         if xsrf:
             headers["X-XSRFToken"] = xsrf
         return headers
@@ -330,8 +349,9 @@ class HubClient:
         scheme = "wss" if parsed.scheme == "https" else "ws"
         session_id = uuid.uuid4().hex
         ws_url = f"{scheme}://{parsed.netloc}{parsed.path}?session_id={session_id}"
-        cookie = "; ".join(f"{c.name}={c.value}" for c in self.session.cookies
-                           if parsed.path.startswith(c.path.rstrip("/") or "/"))
+        names = sorted({c.name for c in self.session.cookies})
+        cookie = "; ".join(f"{n}={v}" for n in names
+                           for v in [self.cookie(n, parsed.path)] if v is not None)
         origin = f"{urlparse(self.base_url).scheme}://{parsed.netloc}"
         try:
             ws = websocket.create_connection(ws_url, cookie=cookie, origin=origin, timeout=timeout)
