@@ -350,6 +350,22 @@ class PathRun:
             log(f"cleanup: {exc}")
 
 
+def processes_under(directory: str) -> dict:
+    """{pid: argv} of processes (other than this one) whose command line names ``directory``."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if any(directory in a for a in argv) and pid_alive(int(entry)):
+            found[int(entry)] = argv
+    return found
+
+
 def print_table(results) -> None:
     print("\nTime to ready (press start -> the hub says ready), one run, one sandbox, paths one after another:")
     print("| path | ready: median (s) | min-max (n) | submit: median (ms) | hub restart -> ready again (s) "
@@ -406,8 +422,15 @@ def main() -> int:
                 results.append(run.result)
     finally:
         sandbox.down()
+    leftovers = processes_under(args.work)
+    if leftovers:
+        failures.append(("cleanup", "processes left behind under " + args.work, "\n".join(
+            f"  pid {pid}: {' '.join(argv)[:200]}" for pid, argv in leftovers.items())))
+        for pid in leftovers:
+            stop_pid(pid)
     print_table(results)
-    print(f"\nhub.notebook: {len(paths) - len(failures)}/{len(paths)} paths passed in "
+    passed = sum(1 for r in results if r["ok"])
+    print(f"\nhub.notebook: {passed}/{len(paths)} paths passed in "
           f"{time.monotonic() - t_start:.0f} s")
     for p, msg, diag in failures:
         print(f"\n===== FAILED path {p}: {msg}\n{diag}")
