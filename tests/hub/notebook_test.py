@@ -11,7 +11,8 @@ as a user with a browser would:
   HOME, SHELL are the user's (the login host's passwd) -> stop -> the job is
   gone from Slurm.
 
-The daemon path also restarts the hub (stopped by its PID) while the server
+The daemon path also checks that a wrong password is refused and that
+bob.proj1's login does not open alice's server, and restarts the hub (stopped by its PID) while the server
 runs: the job, the notebook server and its kernel survive, the hub finds the
 server again (same job), the managed daemon comes back with the hub.
 
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import time
 import traceback
+from urllib.parse import urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,6 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SANDBOX_SH = os.path.join(ROOT, "tests", "sandbox", "sandbox.sh")
 USER = "alice.proj1"
+OTHER_USER = "bob.proj1"
 ENV_NAMES = ("USER", "LOGNAME", "HOME", "SHELL")
 PATHS = ("daemon", "direct", "stock-ssh")
 
@@ -106,7 +109,7 @@ class PathRun:
         os.chmod(self.job_log_dir, 0o1777)  # the job (as the user) writes its output here
         self.public_url = "http://127.0.0.1:%d/" % free_port()
         settings = {
-            "workdir": self.workdir, "path": path, "users": [USER], "password": password,
+            "workdir": self.workdir, "path": path, "users": [USER, OTHER_USER], "password": password,
             "public_port": int(self.public_url.rsplit(":", 1)[1].strip("/")),
             "hub_port": free_port(), "proxy_api_port": free_port(),
             "bridge": args.bridge, "bridge_config": sandbox.env["BRIDGE_CONFIG"], "venv": args.venv,
@@ -242,6 +245,7 @@ class PathRun:
                 raise HubError(f"the spawner did not go through the daemon (pid {st.get('pid')}): counters {counters}")
             log(f"[{self.path}] daemon pid {st.get('pid')} carried the requests: counters {counters}")
         if restart:
+            self.check_other_user()
             self.restart(kernel_id)
         self.result["stop_s"] = c.stop_server(timeout=60)
         wait_until(f"job {self.job_id} of {USER} to leave Slurm's queue after the stop",
@@ -270,6 +274,27 @@ class PathRun:
         if self.soft_failures:
             raise HubError("; ".join(self.soft_failures))
         self.result["ok"] = True
+
+    def check_other_user(self) -> None:
+        """A wrong password is refused; another user's login does not open alice's server."""
+        intruder = HubClient(self.public_url)
+        try:
+            intruder.login(OTHER_USER, self.password() + "-wrong")
+        except HubError:
+            pass
+        else:
+            raise HubError(f"the hub accepted {OTHER_USER} with a wrong password")
+        intruder.login(OTHER_USER, self.password())
+        url = self.client.url(self.client.server_path("api/status"))
+        r = intruder.session.get(url, timeout=30, allow_redirects=False)
+        if r.status_code == 200:
+            raise HubError(f"{OTHER_USER}'s cookies read {url} of {USER}'s server (200)")
+        r = intruder.session.get(self.client.url(self.client.server_path("tree")), timeout=30)
+        if r.status_code == 200 and urlparse(r.url).path.startswith("/" + self.client.server_path()):
+            raise HubError(f"{OTHER_USER} opened {USER}'s notebook page {r.url}")
+        log(f"[{self.path}] {OTHER_USER}: wrong password refused; {USER}'s server refused to them "
+            f"(api/status {intruder.session.get(url, timeout=30, allow_redirects=False).status_code}, "
+            f"page -> {r.status_code})")
 
     def submit_latencies(self) -> list:
         """Seconds from batchspawner's "Spawner submitting command" to "Job submitted", from the hub log."""
