@@ -34,6 +34,8 @@ if ! $build_only; then
         openssh-server openssh-client sudo munge slurm-wlm iproute2 procps
         # python_shim tests (Debian's interpreter and packages)
         python3 python3-pytest python3-venv python3-setuptools python3-pip python3-yaml jupyterhub
+        # hub tests (tests/hub): the notebook server and kernel, the kernel's websocket
+        python3-notebook python3-ipykernel python3-websocket
         # build backends of the supporting packages (scripts/install-support-packages.sh)
         python3-setuptools-scm python3-wheel
         # linting, sanitizers and fuzzing
