@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "ssb/core/submit_rule.hpp"
 #include "ssb/protocol/json.hpp"
 
 namespace ssb::client {
@@ -132,7 +133,7 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
   if (auto st = socket->send_line(line, sent); !st) {
     if (auto_mode && (!sent || request.op != core::Op::submit)) return fallback();
     if (sent && request.op == core::Op::submit) {
-      return failed(classify_submit_failure(request, Error{Errc::transport, st.error().message}, true));
+      return failed(core::classify_submit_failure(request, Error{Errc::transport, st.error().message}, true));
     }
     return failed(st.error());
   }
@@ -145,7 +146,7 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
     // The daemon died or hung with our request. A query or cancel is safe
     // to run again directly; a submit is not.
     if (request.op == core::Op::submit) {
-      return failed(classify_submit_failure(request,
+      return failed(core::classify_submit_failure(request,
                                             Error{Errc::transport, "the daemon failed while handling the submit: " +
                                                                        reply.error().message},
                                             true));

@@ -1,22 +1,12 @@
-#include <fmt/format.h>
-
 #include <chrono>
 
 #include "ssb/client/executor.hpp"
+#include "ssb/core/submit_rule.hpp"
 #include "ssb/remote/command.hpp"
 #include "ssb/ssh/exec.hpp"
 #include "ssb/ssh/session.hpp"
 
 namespace ssb::client {
-
-Error classify_submit_failure(const core::Request& request, Error error, bool maybe_started) {
-  if (request.op != core::Op::submit || !maybe_started) return error;
-  if (error.code != Errc::transport && error.code != Errc::timeout) return error;
-  return Error{Errc::submit_unknown,
-               fmt::format("submit for user {}: outcome unknown, the job may or may not have been submitted ({}); it "
-                           "was not re-sent. Check `squeue -u {}` on the login host before submitting again",
-                           request.user, error.message, request.user)};
-}
 
 core::Response DirectExecutor::execute(const core::Request& request) {
   using clock = std::chrono::steady_clock;
@@ -38,7 +28,7 @@ core::Response DirectExecutor::execute(const core::Request& request) {
   auto outcome = ssh::run_to_completion(**session, remote::build(request, config_),
                                         std::chrono::seconds(config_.ssh.command_timeout_s),
                                         static_cast<std::size_t>(config_.limits.max_output_bytes), maybe_started);
-  if (!outcome) return finish(core::from_error(request, classify_submit_failure(request, outcome.error(), maybe_started)));
+  if (!outcome) return finish(core::from_error(request, core::classify_submit_failure(request, outcome.error(), maybe_started)));
   return finish(core::from_remote(request, std::move(*outcome)));
 }
 

@@ -21,8 +21,17 @@ std::string log_safe(const std::string& line) {
 
 }  // namespace
 
-Pool::Pool(const config::Config& config) : config_(config) {
-  for (int i = 0; i < config.pool.connections; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
+namespace {
+// sshd counts a connection against MaxStartups until its child reports the
+// login done, a moment after the client sees authentication succeed.
+constexpr auto kConnectSpacing = std::chrono::milliseconds(250);
+}  // namespace
+
+Pool::Pool(const config::Config& config) : config_(config), gate_(kConnectSpacing) {
+  JobSource& source = *this;
+  for (int i = 0; i < config.pool.connections; ++i) {
+    workers_.push_back(std::make_unique<Worker>(source, gate_, config, i));
+  }
 }
 
 Pool::~Pool() { stop(); }
@@ -140,6 +149,10 @@ void Pool::finish(const std::shared_ptr<Job>& job, core::Response response, int 
     log::warn(fmt::format("req={} user={} {}", job->log_id, response.user, log_safe(notice)));
   }
   job->done(std::move(response));
+}
+
+void Pool::connect_failed(const Error& error) {
+  if (connected_.load() == 0) fail_queued(error);
 }
 
 void Pool::fail_queued(const Error& error) {

@@ -16,7 +16,7 @@ class Executor {
 
 // Connects once, runs the wrapper, disconnects. Submit is never re-sent;
 // an outcome lost after the exec request was sent is reported as
-// Errc::submit_unknown.
+// Errc::submit_unknown (core::classify_submit_failure).
 class DirectExecutor final : public Executor {
  public:
   explicit DirectExecutor(const config::Config& config) : config_(config) {}
@@ -25,9 +25,5 @@ class DirectExecutor final : public Executor {
  private:
   const config::Config& config_;
 };
-
-// Turns a transport-level error of a submit whose command may have started
-// into the submit_unknown error (shared by the direct path and the daemon).
-Error classify_submit_failure(const core::Request& request, Error error, bool maybe_started);
 
 }  // namespace ssb::client

@@ -5,7 +5,8 @@
 //
 // Threading: enqueue(), status(), pending() and stop() are called from the
 // server's io thread; everything about a session happens on its worker's
-// thread (libssh: one thread per session). Job::done is called on a worker
+// thread (libssh: one thread per session). Workers see the pool only as a
+// JobSource. Job::done is called on a worker
 // thread (or on the caller's, for a refused enqueue) and must hand the
 // response over to its own thread.
 #pragma once
@@ -13,40 +14,25 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
-#include <chrono>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "ssb/config/config.hpp"
-#include "ssb/core/request.hpp"
-#include "ssb/core/response.hpp"
+#include "ssb/daemon/connect_gate.hpp"
+#include "ssb/daemon/job.hpp"
+#include "ssb/daemon/job_source.hpp"
 #include "ssb/daemon/stats.hpp"
 
 namespace ssb::daemon {
 
 class Worker;
-using Clock = std::chrono::steady_clock;
 
-struct Job {
-  core::Request request;
-  std::string log_id;                        // request id as logged
-  std::function<void(core::Response)> done;  // called exactly once
-  Clock::time_point enqueued{};
-  Clock::time_point queue_deadline{};
-  bool retried = false;  // query/cancel: already re-run once after a transport failure
-  // A retry must run on a connection opened after the failure, not on a
-  // sibling that may have died in the same outage.
-  Clock::time_point needs_session_after{};
-};
-
-class Pool {
+class Pool final : private JobSource {
  public:
   explicit Pool(const config::Config& config);
-  ~Pool();
+  ~Pool() override;
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
@@ -68,16 +54,16 @@ class Pool {
   nlohmann::json status() const;
 
  private:
-  friend class Worker;
+  // JobSource: called by the workers.
+  std::shared_ptr<Job> take(Clock::time_point now, Clock::time_point session_opened) override;
+  void requeue_front(std::shared_ptr<Job> job) override;
+  void finish(const std::shared_ptr<Job>& job, core::Response response, int worker) override;
+  bool has_queued() const override;
+  void session_up() override { connected_.fetch_add(1); }
+  void session_down() override { connected_.fetch_sub(1); }
+  void connect_failed(const Error& error) override;
 
-  // Called by workers.
-  // The next job this worker may run: its session was opened at
-  // `session_opened` (jobs needing a fresher session are left for others).
-  std::shared_ptr<Job> take(Clock::time_point now, Clock::time_point session_opened);
-  void requeue_front(std::shared_ptr<Job> job);
-  void finish(const std::shared_ptr<Job>& job, core::Response response, int worker);
-  void fail_queued(const Error& error);  // every worker is down: fail fast instead of waiting
-  bool has_queued() const;
+  void fail_queued(const Error& error);
   void wake_all();
   std::size_t free_channels() const;  // mutex_ held
 
@@ -87,10 +73,9 @@ class Pool {
   std::deque<std::shared_ptr<Job>> queue_;
   std::size_t running_ = 0;
   bool stopping_ = false;
-  std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<int> connected_{0};
-  std::mutex connect_mutex_;  // one connection attempt at a time: no bursts against MaxStartups
-  Clock::time_point last_connected_{};  // guarded by connect_mutex_
+  ConnectGate gate_;
+  std::vector<std::unique_ptr<Worker>> workers_;
   Clock::time_point started_ = Clock::now();
 };
 

@@ -1,0 +1,28 @@
+// One request on its way through the daemon: created by a Connection on the
+// io thread, queued by the Pool, run by a Worker, answered through `done`.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "ssb/core/request.hpp"
+#include "ssb/core/response.hpp"
+
+namespace ssb::daemon {
+
+using Clock = std::chrono::steady_clock;
+
+struct Job {
+  core::Request request;
+  std::string log_id;                        // request id as logged
+  std::function<void(core::Response)> done;  // called exactly once
+  Clock::time_point enqueued{};
+  Clock::time_point queue_deadline{};
+  bool retried = false;  // query/cancel: already re-run once after a transport failure
+  // A retry must run on a connection opened after the failure, not on a
+  // sibling that may have died in the same outage.
+  Clock::time_point needs_session_after{};
+};
+
+}  // namespace ssb::daemon
