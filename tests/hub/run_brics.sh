@@ -25,16 +25,33 @@ chmod 0755 "$WORK"  # the job's user reaches the venv and the sandbox's wrappers
 cleanup() { if [[ ${SSB_HUB_KEEP:-0} == 1 ]]; then echo "run_brics.sh: kept $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
+# shellcheck source=tests/integration/lib.sh
+source "$ROOT/tests/integration/lib.sh"
+# A copy: a rebuild during the run changes nothing.
+BRIDGE=$(snapshot_binary "$BRIDGE" "$WORK") || exit 1
+
+# The hub's venv (Debian's JupyterHub visible): batchspawner,
+# bricsauthenticator, and this checkout's python_shim reinstalled every run,
+# built from a private copy (pip writes build/ and *.egg-info into the tree it
+# builds, where other runs may be building). World-readable: the job runs
+# batchspawner-singleuser from it as the notebook user. One run at a time.
 VENV=${SSB_HUB_BRICS_VENV:-/var/cache/ssb-tests/hub-brics-venv}
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock -w 300 9 || { echo "run_brics.sh: $VENV.lock still held after 300 s (another hub.brics run?)" >&2; exit 1; }
 t0=$SECONDS
+mkdir "$WORK/python_shim"
+cp -r "$ROOT/python_shim/pyproject.toml" "$ROOT/python_shim/README.md" "$ROOT/python_shim/src" "$WORK/python_shim/"
+rm -rf "$WORK"/python_shim/src/*.egg-info
 if ! "$ROOT/scripts/install-support-packages.sh" --venv "$VENV" --system-site-packages \
     batchspawner bricsauthenticator >"$WORK/venv.log" 2>&1 ||
-    ! "$VENV/bin/pip" install -q --force-reinstall --no-build-isolation --no-index --no-deps "$ROOT/python_shim" \
-        >>"$WORK/venv.log" 2>&1; then
+    ! "$VENV/bin/pip" install -q --force-reinstall --no-build-isolation --no-index --no-deps \
+        "$WORK/python_shim" >>"$WORK/venv.log" 2>&1; then
     echo "run_brics.sh: could not make the hub's venv $VENV (batchspawner, bricsauthenticator, python_shim):" >&2
     tail -n 30 "$WORK/venv.log" >&2
     exit 1
 fi
+chmod -R go+rX "$VENV"
 echo "run_brics.sh: venv $VENV ready in $((SECONDS - t0)) s"
 grep -i "requires\|unmet\|not installed" "$WORK/venv.log" || true  # bricsauthenticator's declared needs
 
