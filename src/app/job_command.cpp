@@ -71,8 +71,7 @@ int run_request_command(const config::Config& config, Io& io) {
       return exit_status_for(status.error().code);
     }
     status->erase("ok");
-    io.out << protocol::to_line(nlohmann::json{{"v", protocol::kVersion}, {"id", id}, {"ok", true}, {"status", *status}})
-           << '\n';
+    io.out << protocol::to_line(protocol::status_envelope(id, *status)) << '\n';
     return 0;
   }
   core::Response response;

@@ -173,7 +173,7 @@ Result<nlohmann::json> daemon_status(const config::Config& config) {
   auto socket = DaemonSocket::connect(config);
   if (!socket) return socket.error();
   bool sent = false;
-  if (auto st = socket->send_line(R"({"v":1,"id":"status","op":"status"})", sent); !st) return st.error();
+  if (auto st = socket->send_line(protocol::to_line(protocol::status_request("status")), sent); !st) return st.error();
   auto reply = socket->read_line(std::chrono::seconds(10));
   if (!reply) return reply.error();
   try {

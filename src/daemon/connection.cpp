@@ -72,11 +72,7 @@ void Connection::handle_line(std::string line) {
   }
   auto& request = parsed->request;
   if (request.op == core::Op::status) {
-    auto j = protocol::error_envelope(id, Error{});
-    j.erase("error");
-    j["ok"] = true;
-    j["status"] = server_.status();
-    send(protocol::to_line(j));
+    send(protocol::to_line(protocol::status_envelope(id, server_.status())));
     return;
   }
   if (auto st = core::validate(request, server_.config()); !st) {

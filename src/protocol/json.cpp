@@ -50,6 +50,48 @@ bool valid_utf8(std::string_view text) {
   return true;
 }
 
+namespace {
+
+// Which optional fields each op needs, takes or refuses: one row per op.
+enum class Field { required, allowed, refused };
+struct OpFields {
+  core::Op op;
+  Field user, job_id, script, env, hub_home;
+};
+constexpr OpFields kOpFields[] = {
+    {core::Op::submit, Field::required, Field::refused, Field::required, Field::allowed, Field::allowed},
+    {core::Op::query, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
+    {core::Op::cancel, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
+    {core::Op::status, Field::refused, Field::refused, Field::refused, Field::refused, Field::refused},
+};
+
+Status check_fields_for_op(const json& obj, core::Op op) {
+  const OpFields* row = nullptr;
+  for (const auto& r : kOpFields) {
+    if (r.op == op) row = &r;
+  }
+  if (!row) return make_error(Errc::internal, "no field rules for this op");
+  const std::pair<const char*, Field> fields[] = {
+      {"user", row->user}, {"job_id", row->job_id}, {"script", row->script}, {"env", row->env},
+      {"hub_home", row->hub_home}};
+  // Required fields first, so that a request missing one is told so before
+  // anything else (the messages clients have seen since v1).
+  for (const auto& [name, rule] : fields) {
+    if (rule == Field::required && !obj.contains(name)) {
+      return make_error(Errc::bad_request, fmt::format("op \"{}\" needs the field \"{}\"", core::to_string(op), name));
+    }
+  }
+  for (const auto& [name, rule] : fields) {
+    if (rule == Field::refused && obj.contains(name)) {
+      return make_error(Errc::bad_request,
+                        fmt::format("op \"{}\" does not take the field \"{}\"", core::to_string(op), name));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, json& id_out) {
   id_out = nullptr;
   if (line.size() > max_bytes) {
@@ -116,33 +158,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
       wr.request.env[name] = value.get<std::string>();
     }
   }
-  using core::Op;
-  const Op o = wr.request.op;
-  auto require = [&](bool present, const char* field) -> Status {
-    if (!present) return bad(fmt::format("op \"{}\" needs the field \"{}\"", core::to_string(o), field));
-    return {};
-  };
-  auto forbid = [&](bool present, const char* field) -> Status {
-    if (present) return bad(fmt::format("op \"{}\" does not take the field \"{}\"", core::to_string(o), field));
-    return {};
-  };
-  Status st;
-  if (o == Op::status) {
-    for (const char* f : {"user", "job_id", "script", "env", "hub_home"}) {
-      if (!(st = forbid(obj.contains(f), f))) return st.error();
-    }
-  } else {
-    if (!(st = require(obj.contains("user"), "user"))) return st.error();
-    if (o == Op::submit) {
-      if (!(st = require(obj.contains("script"), "script"))) return st.error();
-      if (!(st = forbid(obj.contains("job_id"), "job_id"))) return st.error();
-    } else {
-      if (!(st = require(obj.contains("job_id"), "job_id"))) return st.error();
-      if (!(st = forbid(obj.contains("script"), "script"))) return st.error();
-      if (!(st = forbid(obj.contains("env"), "env"))) return st.error();
-      if (!(st = forbid(obj.contains("hub_home"), "hub_home"))) return st.error();
-    }
-  }
+  if (auto st = check_fields_for_op(obj, wr.request.op); !st) return st.error();
   return wr;
 }
 
@@ -189,6 +205,12 @@ json error_envelope(const json& id, const Error& error) {
               {"id", id},
               {"ok", false},
               {"error", json{{"code", std::string(to_string(error.code))}, {"message", error.message}}}};
+}
+
+json status_request(const json& id) { return json{{"v", kVersion}, {"id", id}, {"op", "status"}}; }
+
+json status_envelope(const json& id, const json& status) {
+  return json{{"v", kVersion}, {"id", id}, {"ok", true}, {"status", status}};
 }
 
 Result<core::Response> response_from_json(const json& j) {

@@ -152,3 +152,14 @@ TEST_CASE("protocol: a submit may carry the hub's HOME; query, cancel and status
   CHECK(parse_error(R"({"v":1,"id":1,"op":"submit","user":"a","script":"x","hub_home":1})").message ==
         "request field \"hub_home\" must be a string");
 }
+
+TEST_CASE("protocol: the status request and its envelope") {
+  CHECK(to_line(status_request("s")) == R"({"id":"s","op":"status","v":1})");
+  json id;
+  auto parsed = parse_request(to_line(status_request(3)), 1 << 20, id);
+  REQUIRE(parsed.ok());
+  CHECK(parsed->request.op == core::Op::status);
+  auto env = status_envelope("s", json{{"queue_depth", 0}});
+  CHECK(to_line(env) == R"({"id":"s","ok":true,"status":{"queue_depth":0},"v":1})");
+  CHECK_FALSE(env.contains("error"));
+}

@@ -51,6 +51,11 @@ nlohmann::json response_envelope(const nlohmann::json& id, const core::Response&
 // An error response for a line that could not be parsed into a request.
 nlohmann::json error_envelope(const nlohmann::json& id, const Error& error);
 
+// The `status` request and its successful response: {"v","id","ok":true,
+// "status":{...}}.
+nlohmann::json status_request(const nlohmann::json& id);
+nlohmann::json status_envelope(const nlohmann::json& id, const nlohmann::json& status);
+
 // Reads a daemon response back into a Response (client side), so that the
 // CLI prints the same output whichever path served it.
 Result<core::Response> response_from_json(const nlohmann::json& object);
