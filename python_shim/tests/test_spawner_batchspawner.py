@@ -130,6 +130,19 @@ def test_user_unknown_to_the_hub_host():
     assert "HOME" in spawner.get_req_subvars()["keepvars"].split(",")
 
 
+def test_the_job_is_given_logname_like_user():
+    # batchspawner exports exactly the names of get_env() to the job; without
+    # LOGNAME there the job would have none (the bridge sets its value from
+    # the login host's passwd entry, as for USER, HOME and SHELL).
+    spawner = make(site_config(remote_homedir="/gpfs/home/{username}"), name="nobody-here.proj9")
+    env = spawner.get_env()
+    assert env["LOGNAME"] == env["USER"] == "nobody-here.proj9"
+    keepvars = spawner.get_req_subvars()["keepvars"].split(",")
+    assert {"USER", "LOGNAME", "HOME"} <= set(keepvars)
+    spawner.req_username = "nobody-here.proj8"
+    assert spawner.get_env()["LOGNAME"] == "nobody-here.proj8"
+
+
 def test_job_account_other_than_hub_user():
     # A subclass may run the job as another account (e.g. <USER>.<PROJECT>)
     # by setting req_username, also after the first submit.

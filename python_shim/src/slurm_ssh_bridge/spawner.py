@@ -38,6 +38,21 @@ __all__ = ["BridgeSpawnerMixin", "BridgeSlurmSpawner"]
 _WARNED = set()
 
 
+def with_logname(env):
+    """Adds ``LOGNAME`` (= ``USER``) to a submit environment.
+
+    batchspawner exports to the job exactly the names of ``get_env()``
+    (``req_keepvars``, the batch script's ``--export=``); its ``user_env``
+    has ``USER``, ``HOME`` and ``SHELL`` but not ``LOGNAME``, so the job
+    would have none. The value the job gets is the login host's: the bridge
+    never forwards these names and sets all four from the user's passwd
+    entry there before sudo.
+    """
+    if "USER" in env:
+        env["LOGNAME"] = env["USER"]
+    return env
+
+
 class BridgeSpawnerMixin(LoggingConfigurable):
     """The bridge's part of a spawner: put it first among the bases of any
     batchspawner ``SlurmSpawner`` subclass.
@@ -224,7 +239,7 @@ class BridgeSpawnerMixin(LoggingConfigurable):
         env = super().user_env(env)
         if self.remote_homedir:
             env["HOME"] = commands.remote_homedir(self.remote_homedir, self.req_username)
-        return env
+        return with_logname(env)
 
     async def run_command(self, cmd, input=None, env=None):
         # Query and cancel run with env=None (the hub's environment): keep
@@ -293,4 +308,4 @@ class BridgeSlurmSpawner(BridgeSpawnerMixin, SlurmSpawner):
             env["HOME"] = entry.pw_dir
         if entry is not None and entry.pw_shell:
             env["SHELL"] = entry.pw_shell
-        return env
+        return with_logname(env)
