@@ -44,7 +44,8 @@ nb_job() {
 }
 
 # notebook_round_trip [BETWEEN_CMD...]: the whole user path; BETWEEN_CMD
-# (a hub restart) runs while the server is up.
+# (a hub restart) runs while the server is up. Sets NB_JOB_ID.
+NB_JOB_ID=
 notebook_round_trip() {
   local job shot out
   shot=${SSB_ARTIFACTS_DIR:-${REPO_ROOT}/build/artifacts/pods}/${NB_ENV}-notebook.png
@@ -59,6 +60,8 @@ notebook_round_trip() {
     return
   fi
   job=$(nb_job)
+  # shellcheck disable=SC2034  # read by the test script
+  NB_JOB_ID=${job%% *}
   if [[ $job =~ ^[0-9]+\ RUNNING\ [^[:space:]]+$ ]]; then
     pass "the server is Slurm job ${job% RUNNING*} of ${NB_ACCOUNT} (${job#* })"
   else

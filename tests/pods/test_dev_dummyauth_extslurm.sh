@@ -5,7 +5,8 @@
 # 127.0.0.1). The pod uses the host's network (hostNetwork) so that it
 # reaches the sandbox's sshd on loopback; the hub, its API and the proxy's API
 # listen on 127.0.0.1 only, on free ports. Same job round trip from inside the
-# JupyterHub container, same teardown proof.
+# JupyterHub container, the same real notebook server through the hub
+# (tests/pods/notebook.sh), same teardown proof.
 #
 # Refuses to run when dev_dummyauth_extslurm resources exist already.
 # Environment: SSB_POD_TEST_SKIP_BUILD=1 reuses the images already built.
@@ -84,6 +85,19 @@ else
   exit 1
 fi
 
+# --- the users' notebook environment on the login host ---------------------------
+# The site's conda environment (condaPrefixDir; the spawner's prologue sources
+# <condaPrefixDir>/bin/activate) is, here, a venv with batchspawner (its
+# batchspawner-singleuser) that sees Debian's jupyterhub-singleuser.
+t0=$SECONDS
+USER_ENV=${WORK}/user-env
+if bash "${REPO_ROOT}/scripts/install-support-packages.sh" --venv "$USER_ENV" --system-site-packages batchspawner \
+  >"${WORK}/user-env.log" 2>&1 && [[ -x ${USER_ENV}/bin/batchspawner-singleuser ]]; then
+  pass "users' environment on the login host: $(grep -m1 '^batchspawner ' "${WORK}/user-env.log") ($((SECONDS - t0)) s)"
+else
+  fail "could not make the users' environment ${USER_ENV}: $(tail -n 5 "${WORK}/user-env.log")"
+fi
+
 # --- deploy directory: the site's inputs -----------------------------------------
 HUB_PORT=$(free_port)
 API_PORT=$(free_port)
@@ -103,7 +117,7 @@ data:
   sshPort: "${SSH_PORT}"
   devUsers: "${SANDBOX_USERS}"
   slurmSpawnerWrappersBin: "${WRAPPERS_DIR}"
-  condaPrefixDir: "/nonexistent/conda"
+  condaPrefixDir: "${USER_ENV}"
   jupyterDataDir: "/nonexistent/jupyter_data"
   hubConnectUrl: "http://127.0.0.1:${API_PORT}"
   hubBindUrl: "http://127.0.0.1:${HUB_PORT}"
@@ -164,6 +178,29 @@ else
   fail "the bridge daemon changed across the JupyterHub restart ('${DAEMON_BEFORE}' -> '${daemon_after}')"
 fi
 log "job round trip (with a hub restart) in $((SECONDS - t0)) s"
+
+# --- a real notebook server, spawned through the hub ------------------------------
+# The sandbox's nodes are named node1..N and are all this machine; a site's
+# DNS resolves its node names, here the hub container's /etc/hosts does.
+check "node1 resolves to 127.0.0.1 in the JupyterHub container (the site's DNS)" \
+  podman exec "$HUB" sh -c 'grep -q " node1$" /etc/hosts || echo "127.0.0.1 node1" >>/etc/hosts'
+# shellcheck source=/dev/null
+. "${PODS_DIR}/notebook.sh"
+# shellcheck disable=SC2034  # NB_* are notebook.sh's inputs
+NB_ENV=$ENV_NAME NB_HUB="http://127.0.0.1:${HUB_PORT}" NB_USER=${SANDBOX_USER%%.*} NB_ACCOUNT=$SANDBOX_USER
+# shellcheck disable=SC2034
+NB_PROJECT=${SANDBOX_USER#*.}.brics NB_PASSWORD=$password NB_SQUEUE=sandbox_squeue NB_DIAG=hub_log
+# shellcheck disable=SC2034
+NB_HOME=$(getent passwd "$NB_ACCOUNT" | cut -d: -f6)
+sandbox_squeue() { SLURM_CONF=$SLURM_CONF squeue "$@"; }
+hub_log() { podman logs --tail 40 "$HUB"; }
+t0=$SECONDS
+notebook_round_trip restart_hub
+log "notebook server round trip (with a hub restart) in $((SECONDS - t0)) s"
+# The job's output file is in the (shared) test account's home on this host.
+if [[ $NB_JOB_ID =~ ^[0-9]+$ && -n $NB_HOME ]]; then
+  rm -f -- "${NB_HOME}/jupyterhub_slurmspawner_${NB_JOB_ID}.log"
+fi
 
 # --- teardown -------------------------------------------------------------------
 teardown_and_prove_empty "$ENV_NAME" "$DEPLOY"
