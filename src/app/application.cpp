@@ -8,6 +8,7 @@
 #include "ssb/app/commands.hpp"
 #include "ssb/app/output.hpp"
 #include "ssb/config/config.hpp"
+#include "ssb/protocol/json.hpp"
 #include "ssb/ssh/libssh.hpp"
 #include "ssb/version.hpp"
 
@@ -81,6 +82,10 @@ int run(int argc, char** argv, Io io) {
   auto* show_config = app.add_subcommand("config", "Print the effective configuration and where each value came from");
   bool reference = false;
   show_config->add_flag("--reference", reference, "Print the reference of every key (Markdown) and exit");
+  bool error_codes = false;
+  show_config->add_flag("--error-codes", error_codes,
+                        "Print every error code (exit status, whether a job's state is then unknown, meaning) as JSON "
+                        "and exit");
 
   try {
     app.parse(argc, argv);
@@ -97,6 +102,10 @@ int run(int argc, char** argv, Io io) {
 
   if (*show_config && reference) {
     io.out << config::reference_markdown();
+    return 0;
+  }
+  if (*show_config && error_codes) {
+    io.out << protocol::to_line(protocol::error_codes_json()) << '\n';
     return 0;
   }
   auto config = load_layers(config_path, overrides, mode, io.environ);

@@ -207,6 +207,17 @@ json error_envelope(const json& id, const Error& error) {
               {"error", json{{"code", std::string(to_string(error.code))}, {"message", error.message}}}};
 }
 
+json error_codes_json() {
+  json codes = json::array();
+  for (const auto& info : all_error_codes()) {
+    codes.push_back({{"code", std::string(info.name)},
+                     {"exit_status", info.exit_status},
+                     {"state_unknown", info.state_unknown},
+                     {"meaning", std::string(info.meaning)}});
+  }
+  return json{{"codes", codes}};
+}
+
 json status_request(const json& id) { return json{{"v", kVersion}, {"id", id}, {"op", "status"}}; }
 
 json status_envelope(const json& id, const json& status) {

@@ -219,10 +219,7 @@ class BricsRun:
                            f"error {reply.error}") from None
         entry = pwd.getpwnam(ACCOUNT)  # the login host is this machine: its passwd is the authority
         want = {"USER": ACCOUNT, "LOGNAME": ACCOUNT, "HOME": entry.pw_dir}
-        # LOGNAME may be unset (the bridge sets it from the login host's
-        # passwd only since the remote identity fix); never someone else's.
-        wrong = {n: job_env.get(n) for n in want
-                 if job_env.get(n) != want[n] and not (n == "LOGNAME" and job_env.get(n) is None)}
+        wrong = {n: job_env.get(n) for n in want if job_env.get(n) != want[n]}
         if wrong:
             raise HubError(f"the notebook of {SHORT_NAME} ({CHOSEN}) runs with {wrong}, expected {want}")
         self.figures["env"] = job_env

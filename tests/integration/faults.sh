@@ -36,6 +36,7 @@ suite_setup faults "${1:-}"
 PY=/usr/bin/python3
 SB6=$WORK/sb-limits
 HELPER=$WORK/faults_helper.py
+export SSB_SHIM_SRC=$HERE/../../python_shim/src
 U=alice.proj1
 T_SUITE=${EPOCHREALTIME//[.,]/}
 
@@ -99,9 +100,10 @@ import time
 PENDING_RE = r"^(?:PENDING|CONFIGURING)"
 RUNNING_RE = r"^(?:RUNNING|COMPLETING)"
 BS_UNKNOWN_RE = r"^slurm_load_jobs error: (?:Socket timed out on send/recv|Unable to contact slurm controller)"
-SHIM_UNKNOWN_RE = (r"^(?:slurm_load_jobs error: (?:Socket timed out on send/recv|Unable to contact slurm controller)"
-                   r"|slurm-ssh-bridge: (?:transport|timeout|host_key|auth|daemon_unavailable|overloaded"
-                   r"|shutting_down|config|internal):)")
+# The shim's own rule (python_shim: one list of state-unknown codes, checked
+# against `slurm-ssh-bridge config --error-codes` by its tests).
+sys.path.insert(0, os.environ["SSB_SHIM_SRC"])
+from slurm_ssh_bridge.commands import STATE_UNKNOWN_RE as SHIM_UNKNOWN_RE  # noqa: E402
 
 
 def parse_opts(argv, flags):

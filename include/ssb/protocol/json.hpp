@@ -56,6 +56,10 @@ nlohmann::json error_envelope(const nlohmann::json& id, const Error& error);
 nlohmann::json status_request(const nlohmann::json& id);
 nlohmann::json status_envelope(const nlohmann::json& id, const nlohmann::json& status);
 
+// The error-code table as JSON: {"codes":[{"code","exit_status",
+// "state_unknown","meaning"},...]} (`config --error-codes`).
+nlohmann::json error_codes_json();
+
 // Reads a daemon response back into a Response (client side), so that the
 // CLI prints the same output whichever path served it.
 Result<core::Response> response_from_json(const nlohmann::json& object);

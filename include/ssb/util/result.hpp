@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cassert>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,6 +38,23 @@ enum class Errc {
   shutting_down,
   internal,
 };
+
+// One row of the error-code table (src/util/result.cpp).
+struct ErrcInfo {
+  Errc code;
+  std::string_view name;     // the stable spelling
+  int exit_status;           // CLI exit status when no remote status exists
+  bool state_unknown;        // a failed query says nothing about the job: keep polling
+  std::string_view meaning;  // one line for humans
+};
+
+// Every code, in declaration order.
+std::span<const ErrcInfo> all_error_codes();
+
+// True for the codes after which a job's state is unknown (the python_shim's
+// state_unknown_re matches their failure lines, so batchspawner keeps
+// polling instead of declaring the job gone).
+bool leaves_state_unknown(Errc code);
 
 std::string_view to_string(Errc code);
 // Parses the spelling produced by to_string; false when unknown.
