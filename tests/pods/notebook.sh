@@ -53,7 +53,7 @@ notebook_round_trip() {
   local spawn_args=(--timeout 300)
   [[ -n $NB_PROJECT ]] && spawn_args+=(--project "$NB_PROJECT")
   if out=$(nb_step login-spawn "${spawn_args[@]}"); then
-    pass "logged in through /hub/login, started the server through the hub: ${out}"
+    pass "logged in through /hub/login, started the server through the hub${NB_PROJECT:+ (project ${NB_PROJECT} picked in the spawn form)}: ${out}"
   else
     fail "login and spawn through the hub: ${out//$'\n'/; }"
     nb_job_diagnostics

@@ -3,9 +3,9 @@
 
 One step per call, so the shell test can put a hub restart between steps:
 
-  login-spawn   log in through /hub/login, start the server (with the
-                project picked, as the spawn form would), wait (bounded) until
-                the hub says the server is ready; prints the time to ready
+  login-spawn   log in through /hub/login, start the server (the spawn
+                page's options form, with the project picked), wait (bounded)
+                until the hub says the server is ready; prints the time to ready
   check         the server's /user/<name>/api/status answers through the
                 hub's proxy, and a kernel evaluates 6*7 = 42 (REST + websocket);
                 the job's USER, LOGNAME, HOME (as the kernel sees them) are
@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import re
 import sys
+import time
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,6 +41,26 @@ import chromium_shot  # noqa: E402  (tests/pods/chromium_shot.py)
 
 # What the kernel (a child of the notebook server, in the Slurm job) sees.
 ENV_EXPR = "import os; tuple(os.environ.get(k) for k in ('USER', 'LOGNAME', 'HOME'))"
+
+
+def spawn_with_form(hub, user, project):
+    """What the browser does for a user with several projects: GET the spawn
+    page (the options form must offer PROJECT), POST the form with it."""
+    page = hub.session.get(hub.url(f"hub/spawn/{user}"), timeout=60,
+                           headers={"Referer": hub.url("hub/home")})
+    if page.status_code != 200 or f'value="{project}"' not in page.text:
+        raise HubError(f"GET /hub/spawn/{user}: HTTP {page.status_code}, the options form does not "
+                       f"offer project {project!r}")
+    form = {"project": project}
+    m = re.search(r'name="_xsrf"\s+value="([^"]+)"', page.text)
+    if m:
+        form["_xsrf"] = m.group(1)
+    hub.spawn_requested_at = time.monotonic()
+    r = hub.session.post(hub.url(f"hub/spawn/{user}"), data=form, timeout=60, allow_redirects=False,
+                         headers={"Referer": hub.url(f"hub/spawn/{user}")})
+    if r.status_code not in (302, 303):
+        raise HubError(f"POST /hub/spawn/{user} (project {project}): HTTP {r.status_code}, "
+                       f"expected a redirect to the server or the pending page")
 
 
 def parse_args(argv):
@@ -69,8 +91,7 @@ def main(argv=None) -> int:
         hub.login(args.user, password)
         if args.step == "login-spawn":
             if args.project:
-                # The spawn form's choice, as the REST API's user options.
-                hub.start_server_api({"project": args.project})
+                spawn_with_form(hub, args.user, args.project)
             else:
                 hub.start_server()
             elapsed = hub.wait_ready(timeout=args.timeout, interval=0.5)
