@@ -1,6 +1,6 @@
 #!/bin/bash
 # Write an environment's Kubernetes manifest into a deploy directory:
-# DEPLOY_DIR/combined.yaml = the environment's Secrets + manifests/ENV.pod.yaml.
+# DEPLOY_DIR/combined.yaml = the environment's Secrets + environments/ENV/pod.yaml.
 #
 # Usage: environments/build_env_manifest.sh ENV DEPLOY_DIR [options]
 #   --hub-ip IP        host address the hub's port 8000 is published on (default 127.0.0.1)
@@ -52,7 +52,7 @@ ssb_env_conf "$ENV_NAME"
 ssb_require_cmd base64 sed head
 [[ -d $DEPLOY_DIR ]] || ssb_die "${DEPLOY_DIR} is not a directory"
 DEPLOY_DIR=$(cd "$DEPLOY_DIR" && pwd)
-POD_YAML="${SSB_REPO_ROOT}/manifests/${ENV_NAME}.pod.yaml"
+POD_YAML="${SSB_REPO_ROOT}/environments/${ENV_NAME}/pod.yaml"
 [[ -f $POD_YAML ]] || ssb_die "missing ${POD_YAML}"
 slug=$(ssb_slug "$ENV_NAME")
 

@@ -58,7 +58,7 @@ for env in "${ENVS[@]}"; do
   check "${env}: combined.yaml is private (mode 0600)" test "$(stat -c %a "${dir}/combined.yaml")" = 600
   check "${env}: the static Pod manifest parses on its own" /usr/bin/python3 -c \
     'import sys, yaml; d = list(yaml.safe_load_all(open(sys.argv[1]))); assert len(d) == 1 and d[0]["apiVersion"] == "v1" and d[0]["kind"] == "Pod"' \
-    "${REPO_ROOT}/manifests/${env}.pod.yaml"
+    "${REPO_ROOT}/environments/${env}/pod.yaml"
   # Re-rendering keeps the generated keys (same host key across restarts).
   if [[ $SSB_ENV_SLURM_IN_POD == 1 ]]; then
     before=$(sha256sum "${dir}/ssh_host_ed25519_key")
