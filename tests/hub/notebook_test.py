@@ -37,11 +37,13 @@ import subprocess
 import sys
 import time
 import traceback
+import urllib.parse
 from urllib.parse import urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import HubClient, HubError, LocalHub, free_port, pid_alive, stop_pid, tail, wait_until  # noqa: E402
+import chromium_shot  # noqa: E402  (tests/hub/chromium_shot.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -237,6 +239,8 @@ class PathRun:
         self.job_id = self.the_job()
         kernel_id = self.check_notebook(self.path)
         log(f"[{self.path}] job {self.job_id}: api/status answers, kernel {kernel_id}: 6*7 = 42")
+        if self.path == "daemon" and self.args.screenshot:
+            self.screenshot(self.args.screenshot)
         if self.path == "daemon":
             st = self.bridge_status()
             st = st.get("status", st)
@@ -274,6 +278,22 @@ class PathRun:
         if self.soft_failures:
             raise HubError("; ".join(self.soft_failures))
         self.result["ok"] = True
+
+    def screenshot(self, out: str) -> None:
+        """What the user sees: the server's notebook tree in headless Chromium,
+        with the login cookies of this client, saved as a PNG."""
+        c = self.client
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        host = urllib.parse.urlsplit(self.public_url).hostname
+        cookies = [{"name": k.name, "value": k.value, "path": k.path or "/", "domain": host}
+                   for k in c.session.cookies]
+        try:
+            info = chromium_shot.screenshot(url=c.url(f"user/{USER}/tree"), cookies=cookies, out=out,
+                                            expect_path=f"/user/{USER}/tree", timeout=90.0)
+        except chromium_shot.ShotError as exc:
+            raise HubError(f"screenshot of {USER}'s notebook page: {exc}") from None
+        log(f"[{self.path}] screenshot {out}: title {info['title']!r}, {info['items']} row(s) in the "
+            f"notebook list, at {info['path']}")
 
     def check_other_user(self) -> None:
         """A wrong password is refused; another user's login does not open alice's server."""
@@ -417,6 +437,8 @@ def main() -> int:
     ap.add_argument("--venv", required=True)
     ap.add_argument("--work", required=True, help="an empty private directory (0755: the job's user reads the venv)")
     ap.add_argument("--paths", default=",".join(PATHS))
+    ap.add_argument("--screenshot", metavar="PNG",
+                    help="save the daemon path's notebook page, as headless Chromium shows it, here")
     ap.add_argument("--repeats", type=int, default=3,
                     help="spawns per path for the time to ready (the first one does all the checks)")
     args = ap.parse_args()

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "hub"))
 
 from harness import HubClient, HubError  # noqa: E402  (tests/hub/harness.py)
 
-import chromium_shot  # noqa: E402  (tests/pods/chromium_shot.py)
+import chromium_shot  # noqa: E402  (tests/hub/chromium_shot.py)
 
 # What the kernel (a child of the notebook server, in the Slurm job) sees.
 ENV_EXPR = "import os; tuple(os.environ.get(k) for k in ('USER', 'LOGNAME', 'HOME'))"
