@@ -2,9 +2,16 @@
 # The main job, end to end, on a fresh Debian 12 machine: installs what is
 # missing, builds the bridge, brings up a private Slurm login host on
 # loopback (real sshd + sudo + munge + slurmctld + slurmd, see
-# tests/sandbox/sandbox.sh), then submits, queries and cancels a real job
-# through slurm-ssh-bridge exactly as batchspawner would, and tears it all
-# down again.
+# tests/sandbox/sandbox.sh), then
+#   1. submits, queries and cancels a real job through slurm-ssh-bridge
+#      exactly as batchspawner would;
+#   2. does what a user does: Debian's JupyterHub with BridgeSlurmSpawner and
+#      the bridge daemon as a managed service, log in through the login form,
+#      start a server (a real jupyterhub-singleuser as a Slurm job), run 6*7
+#      in a kernel through the hub's proxy, take a screenshot of the page in
+#      headless Chromium, restart the hub under the running server, stop it
+#      (tests/hub/run.sh, daemon path);
+# and tears it all down again.
 #
 #   sudo scripts/demo.sh            (KEEP=1 leaves the sandbox running)
 set -euo pipefail
@@ -85,4 +92,10 @@ done
 echo "query $JOB_ID -> '${state}' (no active state: batchspawner reads the job as gone)"
 [[ ! $state =~ ^(PENDING|CONFIGURING|RUNNING|COMPLETING) ]] || { echo "job $JOB_ID still active" >&2; exit 1; }
 
-step "done: submit -> query (RUNNING on its node) -> cancel -> gone, through slurm-ssh-bridge"
+step "a user's session: log in to JupyterHub, start a notebook server, run a kernel, restart the hub, stop"
+SHOT=$BUILD_DIR/artifacts/demo-notebook.png
+bash "$ROOT/tests/hub/run.sh" "$BRIDGE" --paths daemon --repeats 1 --screenshot "$SHOT"
+echo "what the user saw: $SHOT"
+
+step "done: submit -> query (RUNNING on its node) -> cancel -> gone, through slurm-ssh-bridge;"
+echo "     and a notebook server spawned through JupyterHub, used, kept across a hub restart, stopped"
