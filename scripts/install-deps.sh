@@ -36,10 +36,14 @@ if ! $build_only; then
         python3 python3-pytest python3-venv python3-setuptools python3-pip python3-yaml jupyterhub
         # hub tests (tests/hub): the notebook server and kernel, the kernel's websocket
         python3-notebook python3-ipykernel python3-websocket
+        # hub.brics: bricsauthenticator's JWT checks and the test's token signing
+        python3-jwt python3-cryptography
+        # screenshots of the notebook page (hub.notebook, pods.environments)
+        chromium
         # build backends of the supporting packages (scripts/install-support-packages.sh)
         python3-setuptools-scm python3-wheel
         # linting, sanitizers and fuzzing
-        shellcheck clang libclang-rt-14-dev
+        shellcheck clang libclang-rt-14-dev clang-format clang-tidy
         # pods
         podman runc catatonit debootstrap
     )
