@@ -51,7 +51,7 @@ config::Config base_config() {
   config::Config c;
   c.ssh.host = "127.0.0.1";
   c.ssh.port = closed_port();
-  c.ssh.identity_file = SSB_SOURCE_DIR "/tests/unit/pool_test.cpp";  // not a key: fails before connecting
+  c.ssh.identity_file = SSB_SOURCE_DIR "/tests/unit/daemon/pool_test.cpp";  // not a key: fails before connecting
   c.ssh.strict_key_permissions = false;
   c.pool.connections = 1;
   c.pool.reconnect_min_ms = 10;
