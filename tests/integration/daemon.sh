@@ -35,148 +35,9 @@ SOCK=$SB/bridge.sock
 
 # ------------------------------------------------------------------ helpers
 
-# A small NDJSON client for the daemon socket (stdlib only).
-HELPER=$WORK/sockclient.py
-cat >"$HELPER" <<'PYEOF'
-"""NDJSON client for the slurm-ssh-bridge daemon socket (test helper).
-
-  load SOCKET JOB_ID COUNT CONNECTIONS WINDOW USER
-      COUNT query requests spread over CONNECTIONS connections, each keeping
-      WINDOW requests outstanding; every response must be ok, RUNNING node1,
-      with an id we sent. Prints a JSON summary; exit 1 on any bad response.
-  session SOCKET LABEL=LINE...
-      on ONE connection, send each LINE and wait for its response; prints
-      "LABEL<TAB>response" (compact JSON, or EOF / TIMEOUT / RAW:...).
-  stale PATH
-      leave a Unix socket file at PATH with nobody listening.
-"""
-import json
-import socket
-import sys
-import threading
-import time
-
-
-def connect(path, timeout=60.0):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(path)
-    return s, s.makefile("rb")
-
-
-def load(path, job, count, conns, window, user):
-    lock = threading.Lock()
-    res = {"requests": count, "ok": 0, "bad": 0, "samples": []}
-
-    def bad(what):
-        with lock:
-            res["bad"] += 1
-            if len(res["samples"]) < 5:
-                res["samples"].append(what)
-
-    def worker(k, n):
-        try:
-            s, f = connect(path)
-        except OSError as e:
-            bad("connect: %s" % e)
-            return
-        sent = done = 0
-        try:
-            while done < n:
-                batch = min(window, n - done)
-                ids = set()
-                buf = b""
-                for _ in range(batch):
-                    rid = "c%d-%d" % (k, sent)
-                    sent += 1
-                    ids.add(rid)
-                    buf += (json.dumps({"v": 1, "id": rid, "op": "query", "user": user,
-                                        "job_id": job}, separators=(",", ":")) + "\n").encode()
-                s.sendall(buf)
-                for _ in range(batch):
-                    line = f.readline()
-                    if not line:
-                        bad("EOF after %d responses" % done)
-                        return
-                    done += 1
-                    try:
-                        r = json.loads(line)
-                    except ValueError:
-                        bad("not JSON: %r" % line[:200])
-                        continue
-                    rid = r.get("id")
-                    if rid not in ids:
-                        bad("unexpected id: %r" % line[:200])
-                        continue
-                    ids.discard(rid)
-                    if r.get("ok") is True and r.get("state") == "RUNNING" and r.get("host") == "node1":
-                        with lock:
-                            res["ok"] += 1
-                    else:
-                        bad(line[:300].decode(errors="replace"))
-        except (OSError, socket.timeout) as e:
-            bad("socket: %s after %d responses" % (e, done))
-        finally:
-            s.close()
-
-    per = [count // conns + (1 if i < count % conns else 0) for i in range(conns)]
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(i, n)) for i, n in enumerate(per)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    res["secs"] = round(time.monotonic() - t0, 2)
-    res["per_s"] = round(count / max(res["secs"], 0.001), 1)
-    print(json.dumps(res))
-    return 0 if res["ok"] == count and res["bad"] == 0 else 1
-
-
-def session(path, items):
-    s, f = connect(path, timeout=30.0)
-    for item in items:
-        label, _, line = item.partition("=")
-        try:
-            s.sendall(line.encode() + b"\n")
-            resp = f.readline()
-        except socket.timeout:
-            print("%s\tTIMEOUT" % label, flush=True)
-            continue
-        except OSError as e:
-            print("%s\tERROR:%s" % (label, e), flush=True)
-            continue
-        if not resp:
-            print("%s\tEOF" % label, flush=True)
-            continue
-        try:
-            out = json.dumps(json.loads(resp), separators=(",", ":"))
-        except ValueError:
-            out = "RAW:" + resp.decode(errors="replace").rstrip("\n")
-        print("%s\t%s" % (label, out), flush=True)
-    s.close()
-    return 0
-
-
-def stale(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.bind(path)
-    s.close()  # the file stays, nobody listens
-    return 0
-
-
-def main(argv):
-    if argv[1] == "load":
-        return load(argv[2], argv[3], int(argv[4]), int(argv[5]), int(argv[6]), argv[7])
-    if argv[1] == "session":
-        return session(argv[2], argv[3:])
-    if argv[1] == "stale":
-        return stale(argv[2])
-    sys.stderr.write(__doc__)
-    return 2
-
-
-sys.exit(main(sys.argv))
-PYEOF
+# The NDJSON client for the daemon socket (helpers/sockclient.py, on the
+# suites' shared helpers/ndjson.py).
+HELPER=$HERE/helpers/sockclient.py
 
 bridge() { "$BRIDGE" --config "$CONF" "$@"; }
 accepted_logins() { grep -c "Accepted publickey" "$1" 2>/dev/null || true; }
@@ -184,14 +45,7 @@ log_has_at_least() { (($(count_lines "$1" "$2") >= $3)); }  # FILE ERE N
 vmrss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # jget JSON PYEXPR: evaluate PYEXPR with d = the parsed JSON; "ERR" if that fails.
-jget() {
-    "$PY" -c 'import json, sys
-try:
-    d = json.loads(sys.argv[1])
-    print(eval(sys.argv[2]))
-except Exception as e:
-    print("ERR")' "$1" "$2"
-}
+jget() { "$PY" "$HELPER" jget "$1" "$2"; }
 
 # expect_contains STRING SUBSTRING WHAT (literal substring)
 expect_contains() {
