@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <functional>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "ssb/app/commands.hpp"
 #include "ssb/app/output.hpp"
@@ -43,87 +47,125 @@ Result<config::Config> load_layers(const std::string& cli_path, const std::vecto
   return config;
 }
 
-}  // namespace
+// The command line: its options, and the subcommands in the order they are
+// dispatched. CLI::App does not move, so a Cli is filled in place.
+struct Cli {
+  using Handler = std::function<int(const config::Config&)>;
 
-int run(int argc, char** argv, Io io) {
-  CLI::App app{
-      "slurm-ssh-bridge: runs batchspawner's Slurm commands (the slurmspawner_sbatch, _squeue and _scancel "
-      "wrappers) on a Slurm login host over SSH, for JupyterHub.",
-      "slurm-ssh-bridge"};
+  CLI::App app{"slurm-ssh-bridge: runs batchspawner's Slurm commands (the slurmspawner_sbatch, _squeue and _scancel "
+               "wrappers) on a Slurm login host over SSH, for JupyterHub.",
+               "slurm-ssh-bridge"};
+  std::string config_path;
+  std::string mode;
+  std::vector<std::string> overrides;
+  Options options;
+  CLI::App* show_config = nullptr;
+  bool reference = false;
+  bool error_codes = false;
+  // Subcommands that need the loaded configuration.
+  std::vector<std::pair<CLI::App*, Handler>> commands;
+};
+
+void define_options(Cli& cli) {
+  auto& app = cli.app;
   // The second line tells packagers which library the SSH side dlopens
   // (containers/jupyterhub/collect-runtime.sh reads it).
   app.set_version_flag("--version", std::string("slurm-ssh-bridge ") + kVersion + "\nlibssh: " + ssh::libssh_soname() +
                                         " (loaded at the first SSH connection)");
   app.fallthrough();
   app.require_subcommand(1);
-
-  std::string config_path;
-  std::string mode;
-  std::vector<std::string> overrides;
-  Options options;
-  app.add_option("--config", config_path,
+  app.add_option("--config", cli.config_path,
                  fmt::format("Configuration file (default: ${} or {})", config::kConfigPathEnv,
                              config::kDefaultConfigPath));
-  app.add_option("--user", options.user, "JupyterHub user the command runs as (sudo -u NAME on the login host)");
-  app.add_flag("--json", options.json, "Print one JSON object instead of the wrapper's text output");
-  app.add_option("--mode", mode, "Override client.mode: auto, daemon or direct");
-  app.add_option("--set", overrides, "Override a configuration key: SECTION.KEY=VALUE (repeatable)");
+  app.add_option("--user", cli.options.user, "JupyterHub user the command runs as (sudo -u NAME on the login host)");
+  app.add_flag("--json", cli.options.json, "Print one JSON object instead of the wrapper's text output");
+  app.add_option("--mode", cli.mode, "Override client.mode: auto, daemon or direct");
+  app.add_option("--set", cli.overrides, "Override a configuration key: SECTION.KEY=VALUE (repeatable)");
+}
 
+void define_subcommands(Cli& cli, Io& io) {
+  auto& app = cli.app;
+  const Options& options = cli.options;
+  auto job = [&options, &io](core::Op op) {
+    return [&options, &io, op](const config::Config& c) { return run_job_command(c, op, options, io); };
+  };
   auto* submit = app.add_subcommand("submit", "Submit the job script read on stdin; prints the job id");
   auto* query = app.add_subcommand("query", "Print a job's state and host, as `squeue -h -j ID -o '%T %B'` does");
-  query->add_option("job_id", options.job_id, "Slurm job id")->required();
+  query->add_option("job_id", cli.options.job_id, "Slurm job id")->required();
   auto* cancel = app.add_subcommand("cancel", "Cancel a job");
-  cancel->add_option("job_id", options.job_id, "Slurm job id")->required();
+  cancel->add_option("job_id", cli.options.job_id, "Slurm job id")->required();
   auto* check = app.add_subcommand(
       "check", "Diagnose configuration, identity file, host key, connection, wrappers and (with --user) sudo");
   auto* serve = app.add_subcommand("serve", "Run the daemon: pooled SSH connections behind daemon.socket (foreground)");
   auto* status = app.add_subcommand("status", "Print the daemon's health as one JSON object");
   auto* request = app.add_subcommand("request", "Run one JSON protocol request read on stdin; print the response");
-  auto* show_config = app.add_subcommand("config", "Print the effective configuration and where each value came from");
-  bool reference = false;
-  show_config->add_flag("--reference", reference, "Print the reference of every key (Markdown) and exit");
-  bool error_codes = false;
-  show_config->add_flag("--error-codes", error_codes,
-                        "Print every error code (exit status, whether a job's state is then unknown, meaning) as JSON "
-                        "and exit");
+  cli.show_config = app.add_subcommand("config", "Print the effective configuration and where each value came from");
+  cli.show_config->add_flag("--reference", cli.reference, "Print the reference of every key (Markdown) and exit");
+  cli.show_config->add_flag("--error-codes", cli.error_codes,
+                            "Print every error code (exit status, whether a job's state is then unknown, meaning) as "
+                            "JSON and exit");
+  cli.commands = {
+      {submit, job(core::Op::submit)},
+      {query, job(core::Op::query)},
+      {cancel, job(core::Op::cancel)},
+      {check, [&options, &io](const config::Config& c) { return run_check_command(c, options, io); }},
+      {serve, [&io](const config::Config& c) { return run_serve_command(c, io); }},
+      {status, [&io](const config::Config& c) { return run_status_command(c, io); }},
+      {request, [&io](const config::Config& c) { return run_request_command(c, io); }},
+      {cli.show_config,
+       [&io](const config::Config& c) {
+         io.out << config::describe(c);
+         return 0;
+       }},
+  };
+}
 
+// The exit status when parsing ends the run (help, version, a usage error).
+std::optional<int> parse(Cli& cli, int argc, char** argv, Io& io) {
   try {
-    app.parse(argc, argv);
+    cli.app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e, io.out, io.err);
+    return cli.app.exit(e, io.out, io.err);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e, io.out, io.err);
+    return cli.app.exit(e, io.out, io.err);
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e, io.out, io.err);
+    return cli.app.exit(e, io.out, io.err);
   } catch (const CLI::ParseError& e) {
-    return print_failure(Error{Errc::usage, fmt::format("{}; run `slurm-ssh-bridge --help`", e.what())}, options.json,
-                         io.out, io.err);
+    return print_failure(Error{Errc::usage, fmt::format("{}; run `slurm-ssh-bridge --help`", e.what())},
+                         cli.options.json, io.out, io.err);
   }
+  return std::nullopt;
+}
 
-  if (*show_config && reference) {
+// `config --reference` and `config --error-codes` need no configuration.
+std::optional<int> run_without_config(const Cli& cli, Io& io) {
+  if (*cli.show_config && cli.reference) {
     io.out << config::reference_markdown();
     return 0;
   }
-  if (*show_config && error_codes) {
+  if (*cli.show_config && cli.error_codes) {
     io.out << protocol::to_line(protocol::error_codes_json()) << '\n';
     return 0;
   }
-  auto config = load_layers(config_path, overrides, mode, io.environ);
-  if (!config) return print_failure(config.error(), options.json, io.out, io.err);
+  return std::nullopt;
+}
 
-  if (*submit) return run_job_command(*config, core::Op::submit, options, io);
-  if (*query) return run_job_command(*config, core::Op::query, options, io);
-  if (*cancel) return run_job_command(*config, core::Op::cancel, options, io);
-  if (*check) return run_check_command(*config, options, io);
-  if (*serve) return run_serve_command(*config, io);
-  if (*status) return run_status_command(*config, io);
-  if (*request) return run_request_command(*config, io);
-  if (*show_config) {
-    io.out << config::describe(*config);
-    return 0;
+}  // namespace
+
+int run(int argc, char** argv, Io io) {
+  Cli cli;
+  define_options(cli);
+  define_subcommands(cli, io);
+  if (auto exit = parse(cli, argc, argv, io)) return *exit;
+  if (auto exit = run_without_config(cli, io)) return *exit;
+
+  auto config = load_layers(cli.config_path, cli.overrides, cli.mode, io.environ);
+  if (!config) return print_failure(config.error(), cli.options.json, io.out, io.err);
+  for (const auto& [subcommand, handler] : cli.commands) {
+    if (*subcommand) return handler(*config);
   }
-  return print_failure(Error{Errc::usage, "no subcommand given; run `slurm-ssh-bridge --help`"}, options.json, io.out,
-                       io.err);
+  return print_failure(Error{Errc::usage, "no subcommand given; run `slurm-ssh-bridge --help`"}, cli.options.json,
+                       io.out, io.err);
 }
 
 }  // namespace ssb::app

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "ssb/app/commands.hpp"
@@ -42,9 +44,6 @@ class Report {
       out_ << fmt::format("{} {:<12} {}\n", tags[static_cast<int>(v)], step, detail);
     }
   }
-  void skip_rest(std::initializer_list<const char*> steps, const std::string& why) {
-    for (const char* s : steps) add(s, Verdict::skip, why);
-  }
   int finish() {
     if (json_) {
       out_ << protocol::to_line(nlohmann::json{{"ok", !failed_}, {"steps", steps_}}) << '\n';
@@ -68,94 +67,156 @@ std::string trim_lines(const std::string& text) {
   return out;
 }
 
+// What the steps share: the identity and the session they build up.
+struct Check {
+  const config::Config& config;
+  const Options& options;
+  Report& report;
+  const char* step = "";  // the step running now, set by run_check_command
+  ssh::Endpoint endpoint;
+  std::optional<ssh::Key> key;
+  std::unique_ptr<ssh::Session> session;
+
+  void add(Verdict v, const std::string& detail) { report.add(step, v, detail); }
+  std::chrono::milliseconds timeout() const { return std::chrono::seconds(config.ssh.command_timeout_s); }
+  std::size_t max_output() const { return static_cast<std::size_t>(config.limits.max_output_bytes); }
+};
+
+// A step reports its own line(s) and returns why the steps after it cannot
+// run (each of them is then reported as skipped for that reason), or nothing.
+using Blocker = std::optional<std::string>;
+
+Blocker check_config(Check& c) {
+  c.add(Verdict::ok, fmt::format("{} read; login {}@{}:{}", c.config.source_path, c.config.ssh.user,
+                                 c.config.ssh.host, c.config.ssh.port));
+  return {};
+}
+
+Blocker check_identity(Check& c) {
+  std::vector<std::string> warnings;
+  auto key = ssh::load_identity(c.endpoint, warnings);
+  if (!key) {
+    c.add(Verdict::fail, key.error().message);
+    return {};  // the connection and host key can still be checked
+  }
+  for (const auto& w : warnings) c.add(Verdict::warn, w);
+  c.add(Verdict::ok, fmt::format("{}: {} key {}", c.config.ssh.identity_file, key->type_name(), key->fingerprint()));
+  c.key = std::move(*key);
+  return {};
+}
+
+Blocker check_known_hosts(Check& c) {
+  const auto& path = c.config.ssh.known_hosts;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || ::access(path.c_str(), R_OK) != 0) {
+    c.add(Verdict::fail, fmt::format("{} (ssh.known_hosts) cannot be read: {}", path, std::strerror(errno)));
+  } else {
+    c.add(Verdict::ok, fmt::format("{} is readable", path));
+  }
+  return {};
+}
+
+Blocker check_connect(Check& c) {
+  auto session = ssh::Session::connect_only(c.endpoint);
+  if (!session) {
+    c.add(Verdict::fail, session.error().message);
+    return "no connection";
+  }
+  c.session = std::move(*session);
+  c.add(Verdict::ok, fmt::format("TCP and SSH handshake with {}:{}", c.config.ssh.host, c.config.ssh.port));
+  return {};
+}
+
+Blocker check_host_key(Check& c) {
+  if (auto verdict = c.session->verify_host_key(); !verdict) {
+    c.add(Verdict::fail, verdict.error().message);
+    return "host key not trusted";
+  }
+  c.add(Verdict::ok, fmt::format("known in {}", c.config.ssh.known_hosts));
+  return {};
+}
+
+Blocker check_auth(Check& c) {
+  if (!c.key) {
+    std::string why = "no usable identity";
+    c.add(Verdict::skip, why);
+    return why;
+  }
+  if (auto auth = c.session->authenticate(*c.key); !auth) {
+    c.add(Verdict::fail, auth.error().message);
+    return "not authenticated";
+  }
+  c.add(Verdict::ok, fmt::format("logged in as {}", c.config.ssh.user));
+  c.session->make_nonblocking();
+  return {};
+}
+
+Blocker check_wrappers(Check& c) {
+  bool started = false;
+  auto probe =
+      ssh::run_to_completion(*c.session, remote::build_wrapper_probe(c.config), c.timeout(), c.max_output(), started);
+  if (!probe) {
+    c.add(Verdict::fail, probe.error().message);
+  } else if (probe->exit_status != 0) {
+    c.add(Verdict::fail, fmt::format("in {} (remote.wrappers_dir): {}", c.config.remote.wrappers_dir,
+                                     trim_lines(probe->out + probe->err)));
+  } else {
+    c.add(Verdict::ok,
+          fmt::format("slurmspawner_sbatch, _squeue, _scancel executable in {}", c.config.remote.wrappers_dir));
+  }
+  return {};  // sudo is checked even when the wrappers are not there
+}
+
+Blocker check_sudo(Check& c) {
+  const auto& user = c.options.user;
+  if (user.empty()) {
+    c.add(Verdict::skip, "pass --user NAME to check that sudo may run the wrappers as NAME");
+    return {};
+  }
+  if (auto valid = core::validate_user(user); !valid) {
+    c.add(Verdict::fail, valid.error().message);
+    return {};
+  }
+  bool started = false;
+  auto sudo = ssh::run_to_completion(*c.session, remote::build_sudo_probe(c.config, user), c.timeout(),
+                                     c.max_output(), started);
+  const auto& login = c.config.ssh.user;
+  if (!sudo) {
+    c.add(Verdict::fail, sudo.error().message);
+  } else if (sudo->exit_status != 0) {
+    c.add(Verdict::fail,
+          fmt::format("sudo -n -u {} refused for {}: {}; check the sudoers rules for {} and that {} is in the "
+                      "allowed group",
+                      user, login, trim_lines(sudo->out), login, user));
+  } else {
+    c.add(Verdict::ok, fmt::format("{} may run all three wrappers as {}", login, user));
+  }
+  return {};
+}
+
+struct Step {
+  const char* name;
+  Blocker (*run)(Check&);
+};
+
+// In order: each step may rely on what the ones before it built.
+constexpr Step kSteps[] = {
+    {"config", check_config},   {"identity", check_identity}, {"known_hosts", check_known_hosts},
+    {"connect", check_connect}, {"host_key", check_host_key}, {"auth", check_auth},
+    {"wrappers", check_wrappers}, {"sudo", check_sudo},
+};
+
 }  // namespace
 
 int run_check_command(const config::Config& config, const Options& options, Io& io) {
   Report report(options.json, io.out);
-  report.add("config", Verdict::ok,
-             fmt::format("{} read; login {}@{}:{}", config.source_path, config.ssh.user, config.ssh.host,
-                         config.ssh.port));
-
-  auto endpoint = ssh::Endpoint::from_config(config);
-  std::vector<std::string> warnings;
-  auto key = ssh::load_identity(endpoint, warnings);
-  if (!key) {
-    report.add("identity", Verdict::fail, key.error().message);
-  } else {
-    for (const auto& w : warnings) report.add("identity", Verdict::warn, w);
-    report.add("identity", Verdict::ok,
-               fmt::format("{}: {} key {}", config.ssh.identity_file, key->type_name(), key->fingerprint()));
-  }
-
-  struct stat st {};
-  if (::stat(config.ssh.known_hosts.c_str(), &st) != 0 || ::access(config.ssh.known_hosts.c_str(), R_OK) != 0) {
-    report.add("known_hosts", Verdict::fail,
-               fmt::format("{} (ssh.known_hosts) cannot be read: {}", config.ssh.known_hosts, std::strerror(errno)));
-  } else {
-    report.add("known_hosts", Verdict::ok, fmt::format("{} is readable", config.ssh.known_hosts));
-  }
-
-  auto session = ssh::Session::connect_only(endpoint);
-  if (!session) {
-    report.add("connect", Verdict::fail, session.error().message);
-    report.skip_rest({"host_key", "auth", "wrappers", "sudo"}, "no connection");
-    return report.finish();
-  }
-  report.add("connect", Verdict::ok, fmt::format("TCP and SSH handshake with {}:{}", config.ssh.host, config.ssh.port));
-
-  auto verdict = (*session)->verify_host_key();
-  if (!verdict) {
-    report.add("host_key", Verdict::fail, verdict.error().message);
-    report.skip_rest({"auth", "wrappers", "sudo"}, "host key not trusted");
-    return report.finish();
-  }
-  report.add("host_key", Verdict::ok, fmt::format("known in {}", config.ssh.known_hosts));
-
-  if (!key) {
-    report.skip_rest({"auth", "wrappers", "sudo"}, "no usable identity");
-    return report.finish();
-  }
-  if (auto auth = (*session)->authenticate(*key); !auth) {
-    report.add("auth", Verdict::fail, auth.error().message);
-    report.skip_rest({"wrappers", "sudo"}, "not authenticated");
-    return report.finish();
-  }
-  report.add("auth", Verdict::ok, fmt::format("logged in as {}", config.ssh.user));
-  (*session)->make_nonblocking();
-
-  auto timeout = std::chrono::seconds(config.ssh.command_timeout_s);
-  auto max_out = static_cast<std::size_t>(config.limits.max_output_bytes);
-  bool started = false;
-  auto probe = ssh::run_to_completion(**session, remote::build_wrapper_probe(config), timeout, max_out, started);
-  if (!probe) {
-    report.add("wrappers", Verdict::fail, probe.error().message);
-  } else if (probe->exit_status != 0) {
-    report.add("wrappers", Verdict::fail,
-               fmt::format("in {} (remote.wrappers_dir): {}", config.remote.wrappers_dir,
-                           trim_lines(probe->out + probe->err)));
-  } else {
-    report.add("wrappers", Verdict::ok,
-               fmt::format("slurmspawner_sbatch, _squeue, _scancel executable in {}", config.remote.wrappers_dir));
-  }
-
-  if (options.user.empty()) {
-    report.add("sudo", Verdict::skip, "pass --user NAME to check that sudo may run the wrappers as NAME");
-    return report.finish();
-  }
-  if (auto valid = core::validate_user(options.user); !valid) {
-    report.add("sudo", Verdict::fail, valid.error().message);
-    return report.finish();
-  }
-  auto sudo = ssh::run_to_completion(**session, remote::build_sudo_probe(config, options.user), timeout, max_out, started);
-  if (!sudo) {
-    report.add("sudo", Verdict::fail, sudo.error().message);
-  } else if (sudo->exit_status != 0) {
-    report.add("sudo", Verdict::fail,
-               fmt::format("sudo -n -u {} refused for {}: {}; check the sudoers rules for {} and that {} is in the "
-                           "allowed group",
-                           options.user, config.ssh.user, trim_lines(sudo->out), config.ssh.user, options.user));
-  } else {
-    report.add("sudo", Verdict::ok, fmt::format("{} may run all three wrappers as {}", config.ssh.user, options.user));
+  Check check{config, options, report, "", ssh::Endpoint::from_config(config), std::nullopt, nullptr};
+  for (auto step = std::begin(kSteps); step != std::end(kSteps); ++step) {
+    check.step = step->name;
+    if (auto blocker = step->run(check)) {
+      for (auto rest = step + 1; rest != std::end(kSteps); ++rest) report.add(rest->name, Verdict::skip, *blocker);
+      break;
+    }
   }
   return report.finish();
 }

@@ -102,8 +102,43 @@ Result<std::string> DaemonSocket::read_line(std::chrono::milliseconds timeout) {
   }
 }
 
+namespace {
+
+// The protocol carries text: a script or value that is not UTF-8 could only
+// arrive altered.
+bool protocol_can_carry(const core::Request& request) {
+  bool text_ok = protocol::valid_utf8(request.script);
+  for (const auto& [name, value] : request.env) text_ok = text_ok && protocol::valid_utf8(value);
+  return text_ok;
+}
+
+// The daemon bounds every request itself (queue wait + command timeout);
+// this is only a backstop against a hung daemon.
+std::chrono::milliseconds reply_backstop(const config::Config& config) {
+  return std::chrono::seconds(config.pool.queue_timeout_s + config.ssh.command_timeout_s +
+                              config.ssh.connect_timeout_s + 5);
+}
+
+// A submit the daemon may have received, lost with the daemon: never re-sent.
+Error submit_lost(const core::Request& request, std::string why) {
+  return core::classify_submit_failure(request, Error{Errc::transport, std::move(why)}, true);
+}
+
+Result<core::Response> decode_reply(const std::string& reply) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(reply);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(Errc::internal, fmt::format("the daemon sent an unreadable response: {}", e.what()));
+  }
+  return protocol::response_from_json(j);
+}
+
+}  // namespace
+
 core::Response DaemonExecutor::execute(const core::Request& request) {
   const bool auto_mode = config_.client.mode == config::ClientMode::auto_select;
+  const bool submit = request.op == core::Op::submit;
   auto start = Clock::now();
   auto fallback = [&]() { return DirectExecutor(config_).execute(request); };
   auto failed = [&](Error e) {
@@ -113,54 +148,34 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
     return r;
   };
 
-  // The protocol carries text: a script or value that is not UTF-8 could
-  // only arrive altered. Run it directly, or refuse in daemon-only mode.
-  bool text_ok = protocol::valid_utf8(request.script);
-  for (const auto& [name, value] : request.env) text_ok = text_ok && protocol::valid_utf8(value);
-  if (!text_ok) {
+  // Before anything is sent, any failure may go the direct path in auto mode.
+  if (!protocol_can_carry(request)) {
     if (auto_mode) return fallback();
     return failed(Error{Errc::bad_request,
                         fmt::format("the job script or a forwarded variable of user {} is not valid UTF-8, which the "
                                     "daemon protocol cannot carry unchanged; use --mode direct",
                                     request.user)});
   }
-
   auto socket = DaemonSocket::connect(config_);
   if (!socket) return auto_mode ? fallback() : failed(socket.error());
 
+  // Once the request may have reached the daemon, a submit is never re-run.
   bool sent = false;
-  auto line = protocol::to_line(protocol::request_to_json("cli", request));
-  if (auto st = socket->send_line(line, sent); !st) {
-    if (auto_mode && (!sent || request.op != core::Op::submit)) return fallback();
-    if (sent && request.op == core::Op::submit) {
-      return failed(core::classify_submit_failure(request, Error{Errc::transport, st.error().message}, true));
-    }
+  if (auto st = socket->send_line(protocol::to_line(protocol::request_to_json("cli", request)), sent); !st) {
+    if (auto_mode && (!sent || !submit)) return fallback();
+    if (sent && submit) return failed(submit_lost(request, st.error().message));
     return failed(st.error());
   }
-  // The daemon bounds every request itself (queue wait + command timeout);
-  // this is only a backstop against a hung daemon.
-  auto timeout = std::chrono::seconds(config_.pool.queue_timeout_s + config_.ssh.command_timeout_s +
-                                      config_.ssh.connect_timeout_s + 5);
-  auto reply = socket->read_line(std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+  auto reply = socket->read_line(reply_backstop(config_));
   if (!reply) {
     // The daemon died or hung with our request. A query or cancel is safe
     // to run again directly; a submit is not.
-    if (request.op == core::Op::submit) {
-      return failed(core::classify_submit_failure(request,
-                                            Error{Errc::transport, "the daemon failed while handling the submit: " +
-                                                                       reply.error().message},
-                                            true));
-    }
+    if (submit) return failed(submit_lost(request, "the daemon failed while handling the submit: " + reply.error().message));
     if (auto_mode) return fallback();
     return failed(Error{Errc::daemon_unavailable, reply.error().message});
   }
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(*reply);
-  } catch (const nlohmann::json::exception& e) {
-    return failed(Error{Errc::internal, fmt::format("the daemon sent an unreadable response: {}", e.what())});
-  }
-  auto response = protocol::response_from_json(j);
+
+  auto response = decode_reply(*reply);
   if (!response) return failed(response.error());
   // A stopping daemon answers shutting_down only for requests it never sent
   // (or queries/cancels, which are safe to repeat): in auto mode the direct

@@ -61,6 +61,13 @@ Status Server::listen() {
   // (and take requests it could never run).
   if (auto lib = ssh::load_libssh(); !lib) return lib.error();
   const auto& path = config_.daemon.socket;
+  if (auto st = prepare_socket_path(path); !st) return st;
+  if (auto st = bind_private(path); !st) return st;
+  socket_owned_ = true;
+  return grant_access(path, config_.daemon.socket_group, config_.daemon.socket_mode);
+}
+
+Status Server::prepare_socket_path(const std::string& path) {
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
     return make_error(Errc::config, fmt::format("daemon.socket {} is longer than a Unix socket path may be ({} bytes)",
                                                 path, sizeof(sockaddr_un::sun_path) - 1));
@@ -89,9 +96,12 @@ Status Server::listen() {
     ::unlink(path.c_str());  // stale: left by a daemon that died
     log::info(fmt::format("replaced stale socket file {}", path));
   }
-  unsigned mode = static_cast<unsigned>(std::stoul(config_.daemon.socket_mode, nullptr, 8));
-  // Create the socket with no access for anyone but us, then widen it to
-  // the configured mode: no window in which others could connect.
+  return {};
+}
+
+Status Server::bind_private(const std::string& path) {
+  // Create the socket with no access for anyone but us (grant_access then
+  // widens it to the configured mode): no window in which others could connect.
   mode_t old_mask = ::umask(0177);
   boost::system::error_code ec;
   acceptor_.open(stream(), ec);
@@ -99,21 +109,22 @@ Status Server::listen() {
   ::umask(old_mask);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return make_error(Errc::config, fmt::format("cannot listen on {}: {}", path, ec.message()));
-  socket_owned_ = true;
-  if (!config_.daemon.socket_group.empty()) {
-    struct group* gr = ::getgrnam(config_.daemon.socket_group.c_str());
-    if (!gr) {
-      return make_error(Errc::config, fmt::format("daemon.socket_group {} is not a group on this host",
-                                                  config_.daemon.socket_group));
-    }
+  return {};
+}
+
+Status Server::grant_access(const std::string& path, const std::string& group, const std::string& mode_text) {
+  auto mode = static_cast<mode_t>(std::stoul(mode_text, nullptr, 8));  // validated by the config (octal_mode)
+  if (!group.empty()) {
+    struct group* gr = ::getgrnam(group.c_str());
+    if (!gr) return make_error(Errc::config, fmt::format("daemon.socket_group {} is not a group on this host", group));
     if (::chown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) {
-      return make_error(Errc::config, fmt::format("cannot give {} to group {}: {}", path, config_.daemon.socket_group,
-                                                  std::strerror(errno)));
+      return make_error(Errc::config,
+                        fmt::format("cannot give {} to group {}: {}", path, group, std::strerror(errno)));
     }
   }
   if (::chmod(path.c_str(), mode) != 0) {
-    return make_error(Errc::config, fmt::format("cannot set mode {} on {}: {}", config_.daemon.socket_mode, path,
-                                                std::strerror(errno)));
+    return make_error(Errc::config,
+                      fmt::format("cannot set mode {} on {}: {}", mode_text, path, std::strerror(errno)));
   }
   return {};
 }

@@ -66,44 +66,50 @@ void Exec::on_exit_signal(ssh_session, ssh_channel, const char* signal, int, con
 }
 
 void Exec::step(Session& session) {
-  ssh_session s = session.raw();
-  auto transport_error = [&](std::string_view what) {
-    fail(Errc::transport, fmt::format("connection to {} failed while {}: {}", session.endpoint().display(), what,
-                                      session.last_error()));
-  };
+  // Each phase either finishes (and the next one runs at once), waits for
+  // the server (the phase stays) or fails (Phase::failed): running the
+  // phases in order therefore stops wherever the exec has to wait.
+  if (phase_ == Phase::open) step_open(session);
+  if (phase_ == Phase::env) step_env(session);
+  if (phase_ == Phase::exec) step_exec(session);
+  if (phase_ == Phase::write) step_write(session);
+  if (phase_ == Phase::wait) step_wait(session);
+}
 
-  if (phase_ == Phase::open) {
-    if (!channel_) {
-      channel_ = libssh().ssh_channel_new(s);
-      if (!channel_) return transport_error("creating a channel");
-      libssh().ssh_set_channel_callbacks(channel_, &callbacks_);
-    }
-    int rc = libssh().ssh_channel_open_session(channel_);
-    if (rc == SSH_AGAIN) return;
-    if (rc != SSH_OK) {
-      if (session.connected()) {
-        // The server said no to this channel but kept the connection:
-        // typically MaxSessions. Not this request's fault.
-        refused_ = true;
-        return fail(Errc::overloaded, fmt::format("{} refused a new channel ({}); its MaxSessions may be lower "
-                                                  "than pool.channels_per_connection",
-                                                  session.endpoint().display(), session.last_error()));
-      }
-      return transport_error("opening a channel");
-    }
-    phase_ = command_.env_requests.empty() ? Phase::exec : Phase::env;
+void Exec::fail_transport(const Session& session, std::string_view what) {
+  fail(Errc::transport,
+       fmt::format("connection to {} failed while {}: {}", session.endpoint().display(), what, session.last_error()));
+}
+
+void Exec::step_open(const Session& session) {
+  if (!channel_) {
+    channel_ = libssh().ssh_channel_new(session.raw());
+    if (!channel_) return fail_transport(session, "creating a channel");
+    libssh().ssh_set_channel_callbacks(channel_, &callbacks_);
   }
-
-  while (phase_ == Phase::env) {
-    if (env_index_ == command_.env_requests.size()) {
-      phase_ = Phase::exec;
-      break;
+  int rc = libssh().ssh_channel_open_session(channel_);
+  if (rc == SSH_AGAIN) return;
+  if (rc != SSH_OK) {
+    if (session.connected()) {
+      // The server said no to this channel but kept the connection:
+      // typically MaxSessions. Not this request's fault.
+      refused_ = true;
+      return fail(Errc::overloaded, fmt::format("{} refused a new channel ({}); its MaxSessions may be lower "
+                                                "than pool.channels_per_connection",
+                                                session.endpoint().display(), session.last_error()));
     }
+    return fail_transport(session, "opening a channel");
+  }
+  phase_ = command_.env_requests.empty() ? Phase::exec : Phase::env;
+}
+
+void Exec::step_env(const Session& session) {
+  while (env_index_ < command_.env_requests.size()) {
     const auto& [name, value] = command_.env_requests[env_index_];
     int rc = libssh().ssh_channel_request_env(channel_, name.c_str(), value.c_str());
     if (rc == SSH_AGAIN) return;
     if (rc != SSH_OK) {
-      if (!session.connected()) return transport_error("sending environment variables");
+      if (!session.connected()) return fail_transport(session, "sending environment variables");
       // The value is never part of the message.
       return fail(Errc::config,
                   fmt::format("sshd on {} refused the environment variable {}; add `AcceptEnv {}` (or a matching "
@@ -112,57 +118,57 @@ void Exec::step(Session& session) {
     }
     ++env_index_;
   }
+  phase_ = Phase::exec;
+}
 
-  if (phase_ == Phase::exec) {
-    exec_sent_ = true;
-    int rc = libssh().ssh_channel_request_exec(channel_, command_.command.c_str());
-    if (rc == SSH_AGAIN) return;
-    if (rc != SSH_OK) {
-      if (!session.connected()) return transport_error("starting the remote command");
-      return fail(Errc::remote_failed,
-                  fmt::format("sshd on {} refused to run the command: {}", session.endpoint().display(),
-                              session.last_error()));
-    }
-    phase_ = Phase::write;
+void Exec::step_exec(const Session& session) {
+  exec_sent_ = true;
+  int rc = libssh().ssh_channel_request_exec(channel_, command_.command.c_str());
+  if (rc == SSH_AGAIN) return;
+  if (rc != SSH_OK) {
+    if (!session.connected()) return fail_transport(session, "starting the remote command");
+    return fail(Errc::remote_failed, fmt::format("sshd on {} refused to run the command: {}",
+                                                 session.endpoint().display(), session.last_error()));
   }
+  phase_ = Phase::write;
+}
 
-  if (phase_ == Phase::write) {
-    while (written_ < command_.stdin_data.size()) {
-      std::size_t window = libssh().ssh_channel_window_size(channel_);
-      if (window == 0) break;
-      std::size_t n = std::min({window, kWriteChunk, command_.stdin_data.size() - written_});
-      int rc = libssh().ssh_channel_write(channel_, command_.stdin_data.data() + written_, static_cast<uint32_t>(n));
-      if (rc == SSH_ERROR) return transport_error("sending the job script");
-      if (rc == 0) break;
-      written_ += static_cast<std::size_t>(rc);
-    }
-    if (written_ == command_.stdin_data.size() && !eof_sent_) {
-      int rc = libssh().ssh_channel_send_eof(channel_);
-      if (rc == SSH_ERROR) return transport_error("closing the command's input");
-      if (rc == SSH_OK) eof_sent_ = true;
-    }
-    if (eof_sent_) {
-      phase_ = Phase::wait;
-      // Free the (possibly large, possibly secret-bearing) input early.
-      command_.stdin_data.clear();
-      command_.stdin_data.shrink_to_fit();
-    }
+void Exec::step_write(const Session& session) {
+  while (written_ < command_.stdin_data.size()) {
+    std::size_t window = libssh().ssh_channel_window_size(channel_);
+    if (window == 0) break;
+    std::size_t n = std::min({window, kWriteChunk, command_.stdin_data.size() - written_});
+    int rc = libssh().ssh_channel_write(channel_, command_.stdin_data.data() + written_, static_cast<uint32_t>(n));
+    if (rc == SSH_ERROR) return fail_transport(session, "sending the job script");
+    if (rc == 0) break;
+    written_ += static_cast<std::size_t>(rc);
   }
+  if (written_ == command_.stdin_data.size() && !eof_sent_) {
+    int rc = libssh().ssh_channel_send_eof(channel_);
+    if (rc == SSH_ERROR) return fail_transport(session, "closing the command's input");
+    if (rc == SSH_OK) eof_sent_ = true;
+  }
+  if (eof_sent_) {
+    phase_ = Phase::wait;
+    // Free the (possibly large, possibly secret-bearing) input early.
+    command_.stdin_data.clear();
+    command_.stdin_data.shrink_to_fit();
+  }
+}
 
-  if (phase_ == Phase::wait) {
-    bool have_exit = exit_status_.has_value() || !exit_signal_.empty();
-    if (have_exit && (got_eof_ || got_close_)) {
-      phase_ = Phase::done;
-      // Send our CLOSE but keep the channel until the server's CLOSE: sshd
-      // counts the session against MaxSessions until both have crossed.
-      if (libssh().ssh_channel_is_open(channel_)) libssh().ssh_channel_close(channel_);
-      return;
-    }
-    if (got_close_ || !session.connected() || (channel_ && libssh().ssh_channel_is_closed(channel_) && !have_exit)) {
-      if (!session.connected()) return transport_error("waiting for the command to finish");
-      return fail(Errc::transport, fmt::format("the channel to {} closed before the command reported an exit status",
-                                               session.endpoint().display()));
-    }
+void Exec::step_wait(const Session& session) {
+  bool have_exit = exit_status_.has_value() || !exit_signal_.empty();
+  if (have_exit && (got_eof_ || got_close_)) {
+    phase_ = Phase::done;
+    // Send our CLOSE but keep the channel until the server's CLOSE: sshd
+    // counts the session against MaxSessions until both have crossed.
+    if (libssh().ssh_channel_is_open(channel_)) libssh().ssh_channel_close(channel_);
+    return;
+  }
+  if (got_close_ || !session.connected() || (channel_ && libssh().ssh_channel_is_closed(channel_) && !have_exit)) {
+    if (!session.connected()) return fail_transport(session, "waiting for the command to finish");
+    fail(Errc::transport, fmt::format("the channel to {} closed before the command reported an exit status",
+                                      session.endpoint().display()));
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <set>
+#include <string>
 
 #include "ssb/config/config.hpp"
 #include "ssb/daemon/pool.hpp"
@@ -41,6 +42,10 @@ class Server {
   nlohmann::json status() const;
 
  private:
+  // The phases of listen(), in order.
+  static Status prepare_socket_path(const std::string& path);  // length, directory, stale socket
+  Status bind_private(const std::string& path);                 // owner-only until grant_access
+  static Status grant_access(const std::string& path, const std::string& group, const std::string& mode_text);
   void do_accept();
   void begin_shutdown(int signal_number);
   void check_drained();

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "ssb/core/response.hpp"
 #include "ssb/remote/command.hpp"
@@ -55,6 +56,13 @@ class Exec {
   enum class Phase { open, env, exec, write, wait, done, failed };
 
   void fail(Errc code, std::string message);
+  void fail_transport(const Session& session, std::string_view what);
+  // The phases of step(), in order; each advances phase_ when it is done.
+  void step_open(const Session& session);
+  void step_env(const Session& session);
+  void step_exec(const Session& session);
+  void step_write(const Session& session);
+  void step_wait(const Session& session);
   void close_channel();
 
   static int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* self);
