@@ -198,20 +198,9 @@ expect_file_not_contains() {
 
 # wait_for TIMEOUT_S CMD... : run CMD every 0.2 s until it succeeds (return
 # 0) or TIMEOUT_S seconds have passed (return 1). CMD's output is discarded.
-wait_for() {
-    local timeout_s=$1
-    shift
-    local deadline=$(($(_lib_now_ms) + timeout_s * 1000))
-    while true; do
-        if "$@" >/dev/null 2>&1; then
-            return 0
-        fi
-        if (($(_lib_now_ms) >= deadline)); then
-            return 1
-        fi
-        sleep 0.2
-    done
-}
+# One definition for the suites and the sandbox: tests/lib/wait.sh.
+# shellcheck source=tests/lib/wait.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/wait.sh"
 
 # summary: finish the last test case, print "N passed, N failed", remove
 # the helpers' temporary files and exit (1 if anything failed).
