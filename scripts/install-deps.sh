@@ -43,7 +43,7 @@ if ! $build_only; then
         # build backends of the supporting packages (scripts/install-support-packages.sh)
         python3-setuptools-scm python3-wheel
         # linting, sanitizers and fuzzing
-        shellcheck clang libclang-rt-14-dev clang-format clang-tidy
+        shellcheck python3-pyflakes clang libclang-rt-14-dev clang-format clang-tidy
         # pods
         podman runc catatonit debootstrap
     )
