@@ -84,7 +84,7 @@ Key int_key(std::string name, Ref ref, std::int64_t min, std::int64_t max, std::
 
 template <class Ref>
 Key string_key(std::string name, Ref ref, std::string help,
-               std::function<std::optional<std::string>(const std::string&)> check = {}) {
+               const std::function<std::optional<std::string>(const std::string&)>& check = {}) {
   Config defaults;
   Key k;
   k.info = {std::move(name), type_name(Type::string), quote_toml(ref(defaults)), std::move(help)};
@@ -117,7 +117,7 @@ Key bool_key(std::string name, Ref ref, std::string help) {
 
 template <class Ref>
 Key list_key(std::string name, Ref ref, std::string help,
-             std::function<std::optional<std::string>(const std::string&)> check_item = {}) {
+             const std::function<std::optional<std::string>(const std::string&)>& check_item = {}) {
   Config defaults;
   Key k;
   k.info = {std::move(name), type_name(Type::string_list), list_text(ref(defaults)), std::move(help)};
@@ -229,7 +229,9 @@ Key client_mode_key() {
   return k;
 }
 
-#define SSB_REF(member) [](auto& c) -> auto& { return c.member; }
+// A member accessor for the key table; `member` is a path (ssh.host), which
+// parentheses would break.
+#define SSB_REF(member) [](auto& c) -> auto& { return c.member; }  // NOLINT(bugprone-macro-parentheses)
 
 const std::vector<Key>& keys() {
   static const std::vector<Key> table = [] {

@@ -21,12 +21,12 @@ constexpr std::array<std::string_view, 14> kDeniedNames{
 
 std::string printable(std::string_view value) {
   std::string out;
-  for (std::size_t i = 0; i < value.size(); ++i) {
+  for (char ch : value) {
     if (out.size() >= 80) {
       out += "...";
       break;
     }
-    auto c = static_cast<unsigned char>(value[i]);
+    auto c = static_cast<unsigned char>(ch);
     if (c >= 0x20 && c < 0x7f && c != '\\') {
       out += static_cast<char>(c);
     } else if (c == '\\') {

@@ -50,7 +50,7 @@ void Connection::do_read() {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (!line.empty()) {
       try {
-        handle_line(std::move(line));
+        handle_line(line);
       } catch (const std::exception& e) {
         // A bug must cost one request, never the daemon.
         log::error(fmt::format("client {}: internal error while handling a request: {}", number_, e.what()));
@@ -61,7 +61,7 @@ void Connection::do_read() {
   });
 }
 
-void Connection::handle_line(std::string line) {
+void Connection::handle_line(const std::string& line) {
   nlohmann::json id;
   auto parsed = protocol::parse_request(line, static_cast<std::size_t>(server_.config().daemon.max_line_bytes), id);
   std::string log_id = fmt::format("{}.{}", number_, ++next_request_);
@@ -86,7 +86,7 @@ void Connection::handle_line(std::string line) {
                                : fmt::format("{}/{}", log_id, protocol::to_line(id));
   auto self = shared_from_this();
   auto& io = server_.io();
-  job->done = [self, id, &io](core::Response response) {
+  job->done = [self, id, &io](const core::Response& response) {
     // Runs on a worker thread: serialise here, hand the bytes to the io thread.
     auto text = protocol::to_line(protocol::response_envelope(id, response));
     asio::post(io, [self, text = std::move(text)]() mutable {

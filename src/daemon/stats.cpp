@@ -1,6 +1,7 @@
 #include "ssb/daemon/stats.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace ssb::daemon {
@@ -25,7 +26,7 @@ nlohmann::json Stats::to_json() const {
   std::sort(sorted.begin(), sorted.end());
   auto pct = [&](double p) -> nlohmann::json {
     if (sorted.empty()) return nullptr;
-    auto idx = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
+    auto idx = static_cast<std::size_t>(std::lround(p * static_cast<double>(sorted.size() - 1)));
     return sorted[std::min(idx, sorted.size() - 1)];
   };
   return {{"counters", counters},

@@ -7,7 +7,7 @@
 namespace ssb::ssh {
 
 namespace {
-constexpr std::size_t kWriteChunk = 32 * 1024;
+constexpr std::size_t kWriteChunk = std::size_t{32} * 1024;
 }
 
 Exec::Exec(remote::RemoteCommand command, std::size_t max_output)

@@ -24,7 +24,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void do_read();
-  void handle_line(std::string line);
+  void handle_line(const std::string& line);
   void send(std::string line);  // appends '\n'; called on the io thread only
   void do_write();
 
