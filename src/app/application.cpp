@@ -1,7 +1,7 @@
 #include "ssb/app/application.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdlib>
 #include <functional>
@@ -52,9 +52,10 @@ Result<config::Config> load_layers(const std::string& cli_path, const std::vecto
 struct Cli {
   using Handler = std::function<int(const config::Config&)>;
 
-  CLI::App app{"slurm-ssh-bridge: runs batchspawner's Slurm commands (the slurmspawner_sbatch, _squeue and _scancel "
-               "wrappers) on a Slurm login host over SSH, for JupyterHub.",
-               "slurm-ssh-bridge"};
+  CLI::App app{
+      "slurm-ssh-bridge: runs batchspawner's Slurm commands (the slurmspawner_sbatch, _squeue and _scancel "
+      "wrappers) on a Slurm login host over SSH, for JupyterHub.",
+      "slurm-ssh-bridge"};
   std::string config_path;
   std::string mode;
   std::vector<std::string> overrides;
@@ -74,9 +75,9 @@ void define_options(Cli& cli) {
                                         " (loaded at the first SSH connection)");
   app.fallthrough();
   app.require_subcommand(1);
-  app.add_option("--config", cli.config_path,
-                 fmt::format("Configuration file (default: ${} or {})", config::kConfigPathEnv,
-                             config::kDefaultConfigPath));
+  app.add_option(
+      "--config", cli.config_path,
+      fmt::format("Configuration file (default: ${} or {})", config::kConfigPathEnv, config::kDefaultConfigPath));
   app.add_option("--user", cli.options.user, "JupyterHub user the command runs as (sudo -u NAME on the login host)");
   app.add_flag("--json", cli.options.json, "Print one JSON object instead of the wrapper's text output");
   app.add_option("--mode", cli.mode, "Override client.mode: auto, daemon or direct");

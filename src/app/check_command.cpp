@@ -6,12 +6,12 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "ssb/app/commands.hpp"
-#include "ssb/protocol/json.hpp"
 #include "ssb/core/validate.hpp"
+#include "ssb/protocol/json.hpp"
 #include "ssb/remote/command.hpp"
 #include "ssb/ssh/exec.hpp"
 #include "ssb/ssh/session.hpp"
@@ -87,8 +87,8 @@ struct Check {
 using Blocker = std::optional<std::string>;
 
 Blocker check_config(Check& c) {
-  c.add(Verdict::ok, fmt::format("{} read; login {}@{}:{}", c.config.source_path, c.config.ssh.user,
-                                 c.config.ssh.host, c.config.ssh.port));
+  c.add(Verdict::ok, fmt::format("{} read; login {}@{}:{}", c.config.source_path, c.config.ssh.user, c.config.ssh.host,
+                                 c.config.ssh.port));
   return {};
 }
 
@@ -178,8 +178,8 @@ Blocker check_sudo(Check& c) {
     return {};
   }
   bool started = false;
-  auto sudo = ssh::run_to_completion(*c.session, remote::build_sudo_probe(c.config, user), c.timeout(),
-                                     c.max_output(), started);
+  auto sudo = ssh::run_to_completion(*c.session, remote::build_sudo_probe(c.config, user), c.timeout(), c.max_output(),
+                                     started);
   const auto& login = c.config.ssh.user;
   if (!sudo) {
     c.add(Verdict::fail, sudo.error().message);
@@ -201,8 +201,8 @@ struct Step {
 
 // In order: each step may rely on what the ones before it built.
 constexpr Step kSteps[] = {
-    {"config", check_config},   {"identity", check_identity}, {"known_hosts", check_known_hosts},
-    {"connect", check_connect}, {"host_key", check_host_key}, {"auth", check_auth},
+    {"config", check_config},     {"identity", check_identity}, {"known_hosts", check_known_hosts},
+    {"connect", check_connect},   {"host_key", check_host_key}, {"auth", check_auth},
     {"wrappers", check_wrappers}, {"sudo", check_sudo},
 };
 

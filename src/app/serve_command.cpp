@@ -1,10 +1,10 @@
 #include <fmt/format.h>
 
 #include "ssb/app/commands.hpp"
-#include "ssb/protocol/json.hpp"
 #include "ssb/app/output.hpp"
 #include "ssb/client/daemon_client.hpp"
 #include "ssb/daemon/server.hpp"
+#include "ssb/protocol/json.hpp"
 #include "ssb/util/log.hpp"
 
 namespace ssb::app {

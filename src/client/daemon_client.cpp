@@ -22,7 +22,8 @@ using Clock = std::chrono::steady_clock;
 Result<DaemonSocket> DaemonSocket::connect(const config::Config& config) {
   const auto& path = config.daemon.socket;
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return make_error(Errc::daemon_unavailable, fmt::format("cannot create a socket: {}", std::strerror(errno)));
+  if (fd < 0)
+    return make_error(Errc::daemon_unavailable, fmt::format("cannot create a socket: {}", std::strerror(errno)));
   DaemonSocket s(fd);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -43,10 +44,11 @@ Result<DaemonSocket> DaemonSocket::connect(const config::Config& config) {
                                       path, config.client.daemon_connect_timeout_ms));
       }
     } else {
-      return make_error(Errc::daemon_unavailable,
-                        fmt::format("no daemon answers on {} (daemon.socket): {}; start `slurm-ssh-bridge serve` or set "
-                                    "client.mode = \"auto\"",
-                                    path, std::strerror(errno)));
+      return make_error(
+          Errc::daemon_unavailable,
+          fmt::format("no daemon answers on {} (daemon.socket): {}; start `slurm-ssh-bridge serve` or set "
+                      "client.mode = \"auto\"",
+                      path, std::strerror(errno)));
     }
   }
   return s;
@@ -170,7 +172,8 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
   if (!reply) {
     // The daemon died or hung with our request. A query or cancel is safe
     // to run again directly; a submit is not.
-    if (submit) return failed(submit_lost(request, "the daemon failed while handling the submit: " + reply.error().message));
+    if (submit)
+      return failed(submit_lost(request, "the daemon failed while handling the submit: " + reply.error().message));
     if (auto_mode) return fallback();
     return failed(Error{Errc::daemon_unavailable, reply.error().message});
   }

@@ -28,7 +28,8 @@ core::Response DirectExecutor::execute(const core::Request& request) {
   auto outcome = ssh::run_to_completion(**session, remote::build(request, config_),
                                         std::chrono::seconds(config_.ssh.command_timeout_s),
                                         static_cast<std::size_t>(config_.limits.max_output_bytes), maybe_started);
-  if (!outcome) return finish(core::from_error(request, core::classify_submit_failure(request, outcome.error(), maybe_started)));
+  if (!outcome)
+    return finish(core::from_error(request, core::classify_submit_failure(request, outcome.error(), maybe_started)));
   return finish(core::from_remote(request, std::move(*outcome)));
 }
 

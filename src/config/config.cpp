@@ -164,8 +164,8 @@ std::optional<std::string> host_name(const std::string& s) {
 std::optional<std::string> user_name(const std::string& s) {
   if (s.empty() || s[0] == '-' || s.size() > 64) return fmt::format("is not a valid account name: {}", quote_toml(s));
   for (char c : s) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-              c == '_';
+    bool ok =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
     if (!ok) return fmt::format("is not a valid account name: {}", quote_toml(s));
   }
   return std::nullopt;
@@ -200,9 +200,7 @@ Key env_method_key() {
     c.env.method = s == "stdin" ? EnvMethod::stdin_records : EnvMethod::setenv;
     return std::nullopt;
   };
-  k.get = [](const Config& c) {
-    return quote_toml(c.env.method == EnvMethod::stdin_records ? "stdin" : "setenv");
-  };
+  k.get = [](const Config& c) { return quote_toml(c.env.method == EnvMethod::stdin_records ? "stdin" : "setenv"); };
   return k;
 }
 
@@ -231,14 +229,15 @@ Key client_mode_key() {
 
 // A member accessor for the key table; `member` is a path (ssh.host), which
 // parentheses would break.
-#define SSB_REF(member) [](auto& c) -> auto& { return c.member; }  // NOLINT(bugprone-macro-parentheses)
+#define SSB_REF(member) \
+  [](auto& c) -> auto& { return c.member; }  // NOLINT(bugprone-macro-parentheses)
 
 const std::vector<Key>& keys() {
   static const std::vector<Key> table = [] {
     constexpr std::int64_t kMaxInt = std::numeric_limits<int>::max();
     std::vector<Key> t;
-    Key host = string_key("ssh.host", SSB_REF(ssh.host),
-                          "Slurm login host to connect to (name or address). Required.", host_name);
+    Key host = string_key("ssh.host", SSB_REF(ssh.host), "Slurm login host to connect to (name or address). Required.",
+                          host_name);
     host.required = true;
     host.info.default_text = "(none: required)";
     t.push_back(host);
@@ -249,8 +248,7 @@ const std::vector<Key>& keys() {
                            "tried.",
                            absolute_path));
     t.push_back(string_key("ssh.known_hosts", SSB_REF(ssh.known_hosts),
-                           "known_hosts file holding the login host's key; checking is always strict.",
-                           absolute_path));
+                           "known_hosts file holding the login host's key; checking is always strict.", absolute_path));
     t.push_back(bool_key("ssh.strict_key_permissions", SSB_REF(ssh.strict_key_permissions),
                          "Refuse an identity file readable or writable by group or others (false: warn only)."));
     t.push_back(int_key("ssh.connect_timeout_s", SSB_REF(ssh.connect_timeout_s), 1, 3600,
@@ -264,10 +262,11 @@ const std::vector<Key>& keys() {
                            "slurmspawner_scancel.",
                            absolute_path));
     t.push_back(string_key("remote.sudo", SSB_REF(remote.sudo), "Path of sudo on the login host.", absolute_path));
-    t.push_back(string_key("remote.bash", SSB_REF(remote.bash),
-                           "Path of bash on the login host, for env.method = \"stdin\" when the service account's login "
-                           "shell is not bash.",
-                           absolute_path));
+    t.push_back(
+        string_key("remote.bash", SSB_REF(remote.bash),
+                   "Path of bash on the login host, for env.method = \"stdin\" when the service account's login "
+                   "shell is not bash.",
+                   absolute_path));
     t.push_back(list_key("env.forward", SSB_REF(env.forward),
                          "Names (glob patterns, '*' only) of environment variables forwarded to the wrapper on "
                          "submit. The login host's sudoers env_keep must keep them too.",
@@ -283,8 +282,8 @@ const std::vector<Key>& keys() {
                         "Largest total size of forwarded environment (names and values)."));
     t.push_back(int_key("limits.max_output_bytes", SSB_REF(limits.max_output_bytes), 1024, 64LL << 20,
                         "Largest stdout or stderr kept from one wrapper run; more is an error."));
-    t.push_back(string_key("daemon.socket", SSB_REF(daemon.socket), "Unix socket the daemon listens on.",
-                           absolute_path));
+    t.push_back(
+        string_key("daemon.socket", SSB_REF(daemon.socket), "Unix socket the daemon listens on.", absolute_path));
     t.push_back(string_key("daemon.socket_mode", SSB_REF(daemon.socket_mode),
                            "Permissions of the daemon socket (octal string).", octal_mode));
     t.push_back(string_key("daemon.socket_group", SSB_REF(daemon.socket_group),
@@ -299,8 +298,9 @@ const std::vector<Key>& keys() {
                         "SSH connections the daemon keeps open to the login host."));
     t.push_back(int_key("pool.channels_per_connection", SSB_REF(pool.channels_per_connection), 1, 1024,
                         "Concurrent channels per connection; keep below sshd's MaxSessions (default 10)."));
-    t.push_back(int_key("pool.queue_size", SSB_REF(pool.queue_size), 0, kMaxInt,
-                        "Requests that may wait, beyond the free channels, before new ones are refused as overloaded."));
+    t.push_back(
+        int_key("pool.queue_size", SSB_REF(pool.queue_size), 0, kMaxInt,
+                "Requests that may wait, beyond the free channels, before new ones are refused as overloaded."));
     t.push_back(int_key("pool.queue_timeout_s", SSB_REF(pool.queue_timeout_s), 1, 3600,
                         "Seconds a request may wait for a free channel."));
     t.push_back(int_key("pool.reconnect_min_ms", SSB_REF(pool.reconnect_min_ms), 1, 3600000,
@@ -310,8 +310,10 @@ const std::vector<Key>& keys() {
     t.push_back(client_mode_key());
     t.push_back(int_key("client.daemon_connect_timeout_ms", SSB_REF(client.daemon_connect_timeout_ms), 1, 60000,
                         "How long the CLI waits for the daemon's socket to accept."));
-    t.push_back(string_key("log.level", SSB_REF(log.level), "Daemon log level: \"debug\", \"info\", \"warn\", \"error\".",
-                           [](const std::string& s) { return one_of(s, {"debug", "info", "warn", "error"}); }));
+    t.push_back(string_key("log.level", SSB_REF(log.level),
+                           "Daemon log level: \"debug\", \"info\", \"warn\", \"error\".", [](const std::string& s) {
+                             return one_of(s, {"debug", "info", "warn", "error"});
+                           }));
     return t;
   }();
   return table;
@@ -410,8 +412,7 @@ const char* toml_type_name(const toml::node& node) {
 
 std::optional<Value> value_from_text(const std::string& text, Type type) {
   switch (type) {
-    case Type::string:
-      return Value{text};
+    case Type::string: return Value{text};
     case Type::integer: {
       if (text.empty() || text.size() > 18) return std::nullopt;
       std::size_t i = text[0] == '-' ? 1 : 0;
@@ -438,7 +439,8 @@ std::optional<Value> value_from_text(const std::string& text, Type type) {
 Status apply_text(Config& config, const std::string& name, const std::string& text, const std::string& origin) {
   const Key* key = find_key(name);
   if (!key) {
-    return make_error(Errc::config, fmt::format("{}: unknown configuration key '{}'{}", origin, name, suggestion(name)));
+    return make_error(Errc::config,
+                      fmt::format("{}: unknown configuration key '{}'{}", origin, name, suggestion(name)));
   }
   auto value = value_from_text(text, key->type);
   if (!value) {
@@ -483,10 +485,11 @@ Result<Config> load_string(const std::string& text, const std::string& path) {
     std::string section(section_key.str());
     const auto* table = section_node.as_table();
     if (!table) {
-      return make_error(Errc::config,
-                        fmt::format("{}: '{}' must be a section ([{}]), not {}; keys belong under a section such as "
-                                    "[ssh]",
-                                    location(path, section_node.source()), section, section, toml_type_name(section_node)));
+      return make_error(
+          Errc::config,
+          fmt::format("{}: '{}' must be a section ([{}]), not {}; keys belong under a section such as "
+                      "[ssh]",
+                      location(path, section_node.source()), section, section, toml_type_name(section_node)));
     }
     bool known_section = false;
     for (const auto& k : keys()) {
@@ -560,9 +563,9 @@ Status apply_environment(Config& config, const std::vector<std::string>& environ
 Status apply_override(Config& config, const std::string& assignment, const std::string& origin) {
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
-    return make_error(Errc::config,
-                      fmt::format("{}: expected SECTION.KEY=VALUE (for example ssh.port=2222), got \"{}\"", origin,
-                                  assignment));
+    return make_error(
+        Errc::config,
+        fmt::format("{}: expected SECTION.KEY=VALUE (for example ssh.port=2222), got \"{}\"", origin, assignment));
   }
   return apply_text(config, assignment.substr(0, eq), assignment.substr(eq + 1), origin);
 }

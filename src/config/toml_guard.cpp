@@ -76,9 +76,7 @@ std::optional<TomlHazard> find_toml_hazard(std::string_view text) {
         }
         ++i;
         break;
-      case State::comment:
-        ++i;
-        break;
+      case State::comment: ++i; break;
       case State::basic:
       case State::ml_basic:
         if (state == State::ml_basic && c >= 0x80) return hazard("inside a multi-line \"\"\" string");

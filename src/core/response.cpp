@@ -21,8 +21,8 @@ std::string first_line(const std::string& text) {
 bool host_like(const std::string& s) {
   if (s.empty()) return false;
   for (char c : s) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-              c == '.';
+    bool ok =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
     if (!ok) return false;
   }
   return true;
@@ -70,8 +70,8 @@ std::optional<QueryState> parse_query_output(const std::string& out) {
 Response from_remote(const Request& request, RemoteOutcome outcome) {
   Response r = for_request(request);
   const bool sudo_refused =
-      outcome.err.rfind("sudo: ", 0) == 0 ||
-      (outcome.err.rfind("Sorry, user ", 0) == 0 && outcome.err.find(" is not allowed to execute ") != std::string::npos);
+      outcome.err.rfind("sudo: ", 0) == 0 || (outcome.err.rfind("Sorry, user ", 0) == 0 &&
+                                              outcome.err.find(" is not allowed to execute ") != std::string::npos);
   if (outcome.exit_status != 0 && sudo_refused) {
     // sudo itself refused (not in sudoers, wrapper missing, password
     // required): the wrapper never ran, so its "output" must not reach
@@ -92,9 +92,8 @@ Response from_remote(const Request& request, RemoteOutcome outcome) {
     if (auto id = parse_submit_output(outcome.out)) {
       r.job_id = *id;
     } else {
-      r.error = Error{Errc::remote_failed,
-                      fmt::format("submit for user {} succeeded but printed no job id: \"{}\"", request.user,
-                                  printable(first_line(outcome.out)))};
+      r.error = Error{Errc::remote_failed, fmt::format("submit for user {} succeeded but printed no job id: \"{}\"",
+                                                       request.user, printable(first_line(outcome.out)))};
     }
   } else if (request.op == Op::query) {
     if (auto qs = parse_query_output(outcome.out)) {

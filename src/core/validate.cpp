@@ -13,9 +13,9 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Names that change how the remote shell, the dynamic loader or sudo behave.
 // Even if a site's env.forward pattern matched one of them, they are refused.
-constexpr std::array<std::string_view, 14> kDeniedNames{
-    "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH", "GLOBIGNORE",
-    "SUDO_ASKPASS", "SUDO_EDITOR", "HOME", "SHELL", "USER"};
+constexpr std::array<std::string_view, 14> kDeniedNames{"PATH",        "IFS",  "ENV",    "BASH_ENV",   "SHELLOPTS",
+                                                        "BASHOPTS",    "PS4",  "CDPATH", "GLOBIGNORE", "SUDO_ASKPASS",
+                                                        "SUDO_EDITOR", "HOME", "SHELL",  "USER"};
 
 }  // namespace
 
@@ -93,7 +93,8 @@ Status validate_job_id(std::string_view job_id) {
 
 Status validate_env_name(std::string_view name) {
   auto bad = [&](std::string_view why) {
-    return make_error(Errc::invalid_env, fmt::format("invalid environment variable name \"{}\": {}", printable(name), why));
+    return make_error(Errc::invalid_env,
+                      fmt::format("invalid environment variable name \"{}\": {}", printable(name), why));
   };
   if (name.empty()) return bad("it is empty");
   if (name.size() > kMaxEnvNameLength) return bad(fmt::format("it is longer than {} characters", kMaxEnvNameLength));
@@ -112,9 +113,8 @@ Status validate_env_name(std::string_view name) {
 
 Status validate_env_value(std::string_view name, std::string_view value, bool secret) {
   if (value.find('\0') != std::string_view::npos) {
-    return make_error(Errc::invalid_env,
-                      fmt::format("environment variable {} has a value containing a NUL byte{}", name,
-                                  secret ? " (value not shown: secret)" : ""));
+    return make_error(Errc::invalid_env, fmt::format("environment variable {} has a value containing a NUL byte{}",
+                                                     name, secret ? " (value not shown: secret)" : ""));
   }
   return {};
 }

@@ -2,9 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "ssb/core/validate.hpp"
 #include "ssb/daemon/server.hpp"
 #include "ssb/protocol/json.hpp"
-#include "ssb/core/validate.hpp"
 #include "ssb/util/log.hpp"
 
 namespace ssb::daemon {
@@ -12,9 +12,7 @@ namespace ssb::daemon {
 namespace asio = boost::asio;
 
 Connection::Connection(asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number)
-    : socket_(std::move(socket)),
-      server_(server),
-      number_(number),
+    : socket_(std::move(socket)), server_(server), number_(number),
       buffer_(static_cast<std::size_t>(server.config().daemon.max_line_bytes) + 1) {}
 
 void Connection::start() { do_read(); }
@@ -44,7 +42,8 @@ void Connection::do_read() {
       }
       return;
     }
-    std::string line(asio::buffers_begin(buffer_.data()), asio::buffers_begin(buffer_.data()) + static_cast<std::ptrdiff_t>(n));
+    std::string line(asio::buffers_begin(buffer_.data()),
+                     asio::buffers_begin(buffer_.data()) + static_cast<std::ptrdiff_t>(n));
     buffer_.consume(n);
     line.pop_back();
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -54,7 +53,8 @@ void Connection::do_read() {
       } catch (const std::exception& e) {
         // A bug must cost one request, never the daemon.
         log::error(fmt::format("client {}: internal error while handling a request: {}", number_, e.what()));
-        send(protocol::to_line(protocol::error_envelope(nullptr, Error{Errc::internal, "internal error; see the daemon log"})));
+        send(protocol::to_line(
+            protocol::error_envelope(nullptr, Error{Errc::internal, "internal error; see the daemon log"})));
       }
     }
     do_read();
@@ -66,7 +66,8 @@ void Connection::handle_line(const std::string& line) {
   auto parsed = protocol::parse_request(line, static_cast<std::size_t>(server_.config().daemon.max_line_bytes), id);
   std::string log_id = fmt::format("{}.{}", number_, ++next_request_);
   if (!parsed) {
-    log::info(fmt::format("req={} op=? outcome={} ({})", log_id, to_string(parsed.error().code), parsed.error().message));
+    log::info(
+        fmt::format("req={} op=? outcome={} ({})", log_id, to_string(parsed.error().code), parsed.error().message));
     send(protocol::to_line(protocol::error_envelope(id, parsed.error())));
     return;
   }

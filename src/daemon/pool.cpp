@@ -128,8 +128,7 @@ void Pool::requeue_front(std::shared_ptr<Job> job) {
 }
 
 void Pool::finish(const std::shared_ptr<Job>& job, core::Response response, int worker) {
-  response.elapsed_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - job->enqueued).count();
+  response.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - job->enqueued).count();
   response.path = "daemon";
   {
     std::lock_guard<std::mutex> lock(mutex_);

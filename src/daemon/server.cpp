@@ -118,13 +118,11 @@ Status Server::grant_access(const std::string& path, const std::string& group, c
     struct group* gr = ::getgrnam(group.c_str());
     if (!gr) return make_error(Errc::config, fmt::format("daemon.socket_group {} is not a group on this host", group));
     if (::chown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) {
-      return make_error(Errc::config,
-                        fmt::format("cannot give {} to group {}: {}", path, group, std::strerror(errno)));
+      return make_error(Errc::config, fmt::format("cannot give {} to group {}: {}", path, group, std::strerror(errno)));
     }
   }
   if (::chmod(path.c_str(), mode) != 0) {
-    return make_error(Errc::config,
-                      fmt::format("cannot set mode {} on {}: {}", mode_text, path, std::strerror(errno)));
+    return make_error(Errc::config, fmt::format("cannot set mode {} on {}: {}", mode_text, path, std::strerror(errno)));
   }
   return {};
 }

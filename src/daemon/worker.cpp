@@ -38,7 +38,9 @@ Worker::~Worker() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void Worker::start() { thread_ = std::thread([this] { run(); }); }
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void Worker::wake() {
   std::uint64_t one = 1;
@@ -79,8 +81,12 @@ int Worker::open_channels() const {
 
 nlohmann::json Worker::status() const {
   std::lock_guard<std::mutex> lock(status_mutex_);
-  nlohmann::json j{{"index", index_},        {"state", state_},         {"channels_in_use", in_use_},
-                   {"capacity", capacity_reported_}, {"reconnects", reconnects_}, {"requests", requests_},
+  nlohmann::json j{{"index", index_},
+                   {"state", state_},
+                   {"channels_in_use", in_use_},
+                   {"capacity", capacity_reported_},
+                   {"reconnects", reconnects_},
+                   {"requests", requests_},
                    {"refused_channels", refused_channels_}};
   if (!last_error_.empty()) j["last_error"] = last_error_;
   return j;
@@ -161,7 +167,7 @@ bool Worker::retry_after_transport_failure(Active& a, const Error& error) {
   auto& job = a.job;
   if (job->request.op == core::Op::submit) {
     if (a.exec->maybe_started()) return false;  // at most once: never re-sent
-    source_.requeue_front(job);                     // never reached the server
+    source_.requeue_front(job);                 // never reached the server
     return true;
   }
   if (job->retried) return false;
@@ -178,9 +184,9 @@ void Worker::complete(Active& a, Result<core::RemoteOutcome> result) {
     source_.finish(a.job, core::from_remote(a.job->request, std::move(*result)), index_);
   } else {
     source_.finish(a.job,
-                 core::from_error(a.job->request,
-                                  core::classify_submit_failure(a.job->request, result.error(), a.exec->maybe_started())),
-                 index_);
+                   core::from_error(a.job->request, core::classify_submit_failure(a.job->request, result.error(),
+                                                                                  a.exec->maybe_started())),
+                   index_);
   }
 }
 
@@ -199,8 +205,9 @@ void Worker::step_execs(Clock::time_point now) {
   for (auto& a : active_) {
     a.exec->step(*session_);
     if (!a.exec->finished() && now > a.deadline) {
-      a.exec->abort(Error{Errc::timeout, fmt::format("the command on {} did not finish within ssh.command_timeout_s = {} s",
-                                                     session_->endpoint().display(), config_.ssh.command_timeout_s)});
+      a.exec->abort(
+          Error{Errc::timeout, fmt::format("the command on {} did not finish within ssh.command_timeout_s = {} s",
+                                           session_->endpoint().display(), config_.ssh.command_timeout_s)});
     }
   }
 }
@@ -308,8 +315,9 @@ void Worker::run() {
       // A bug must not take the pool down: fail what runs here, start over.
       log::error(fmt::format("conn={} internal error: {}", index_, e.what()));
       for (auto& a : active_) {
-        source_.finish(a.job, core::from_error(a.job->request, Error{Errc::internal, "internal error; see the daemon log"}),
-                     index_);
+        source_.finish(a.job,
+                       core::from_error(a.job->request, Error{Errc::internal, "internal error; see the daemon log"}),
+                       index_);
       }
       active_.clear();
       drop_session(Error{Errc::internal, e.what()}, Clock::now());

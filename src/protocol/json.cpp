@@ -71,9 +71,11 @@ Status check_fields_for_op(const json& obj, core::Op op) {
     if (r.op == op) row = &r;
   }
   if (!row) return make_error(Errc::internal, "no field rules for this op");
-  const std::pair<const char*, Field> fields[] = {
-      {"user", row->user}, {"job_id", row->job_id}, {"script", row->script}, {"env", row->env},
-      {"hub_home", row->hub_home}};
+  const std::pair<const char*, Field> fields[] = {{"user", row->user},
+                                                  {"job_id", row->job_id},
+                                                  {"script", row->script},
+                                                  {"env", row->env},
+                                                  {"hub_home", row->hub_home}};
   // Required fields first, so that a request missing one is told so before
   // anything else (the messages clients have seen since v1).
   for (const auto& [name, rule] : fields) {

@@ -100,12 +100,13 @@ RemoteCommand build(const core::Request& request, const config::Config& config) 
       // itself; any other shell execs remote.bash for it. Starting a second
       // bash cost ~1.3 ms of login-host CPU per submit (docs/BENCHMARK.md).
       const std::string sudo = sudo_prefix(config, request.user);
-      rc.command = identity_prefix(request) + fmt::format(
-          "if [ -n \"${{BASH_VERSION-}}\" ]; then {loop}; exec {sudo} {wrapper}; "
-          "else exec {bash} --noprofile --norc -c {snippet} slurm-ssh-bridge {sudo} {wrapper}; fi",
-          fmt::arg("loop", kEnvLoop), fmt::arg("sudo", sudo), fmt::arg("wrapper", wrapper),
-          fmt::arg("bash", sh_quote(config.remote.bash)),
-          fmt::arg("snippet", sh_quote(std::string(kEnvLoop) + "; exec \"$@\"")));
+      rc.command = identity_prefix(request) +
+                   fmt::format(
+                       "if [ -n \"${{BASH_VERSION-}}\" ]; then {loop}; exec {sudo} {wrapper}; "
+                       "else exec {bash} --noprofile --norc -c {snippet} slurm-ssh-bridge {sudo} {wrapper}; fi",
+                       fmt::arg("loop", kEnvLoop), fmt::arg("sudo", sudo), fmt::arg("wrapper", wrapper),
+                       fmt::arg("bash", sh_quote(config.remote.bash)),
+                       fmt::arg("snippet", sh_quote(std::string(kEnvLoop) + "; exec \"$@\"")));
       rc.stdin_data = encode_env_records(vars);
     } else {
       rc.command = identity_prefix(request) + fmt::format("exec {} {}", sudo_prefix(config, request.user), wrapper);
@@ -140,8 +141,9 @@ RemoteCommand build_sudo_probe(const config::Config& config, const std::string& 
   std::string cmd = "rc=0";
   for (auto op : {core::Op::submit, core::Op::query, core::Op::cancel}) {
     auto w = sh_quote(wrapper_path(config, op));
-    cmd += fmt::format("; if {} -n -l -u {} {} >/dev/null 2>&1; then echo \"allowed \"{}; else echo \"denied \"{}; rc=1; fi",
-                       sh_quote(config.remote.sudo), sh_quote(user), w, w, w);
+    cmd += fmt::format(
+        "; if {} -n -l -u {} {} >/dev/null 2>&1; then echo \"allowed \"{}; else echo \"denied \"{}; rc=1; fi",
+        sh_quote(config.remote.sudo), sh_quote(user), w, w, w);
   }
   rc.command = cmd + "; exit $rc";
   return rc;

@@ -204,8 +204,9 @@ Result<core::RemoteOutcome> run_to_completion(Session& session, remote::RemoteCo
     if (exec.finished()) break;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     if (left.count() <= 0) {
-      exec.abort(Error{Errc::timeout, fmt::format("the command on {} did not finish within ssh.command_timeout_s = {} s",
-                                                  session.endpoint().display(), timeout.count() / 1000)});
+      exec.abort(
+          Error{Errc::timeout, fmt::format("the command on {} did not finish within ssh.command_timeout_s = {} s",
+                                           session.endpoint().display(), timeout.count() / 1000)});
       break;
     }
     session.quick_ack();
@@ -213,8 +214,8 @@ Result<core::RemoteOutcome> run_to_completion(Session& session, remote::RemoteCo
     if (rc == SSH_ERROR && !session.connected()) {
       exec.step(session);  // lets the exec record the transport failure
       if (!exec.finished()) {
-        exec.abort(Error{Errc::transport, fmt::format("connection to {} lost: {}", session.endpoint().display(),
-                                                      session.last_error())});
+        exec.abort(Error{Errc::transport,
+                         fmt::format("connection to {} lost: {}", session.endpoint().display(), session.last_error())});
       }
       break;
     }

@@ -44,10 +44,10 @@ Result<LibSsh> open_libssh(const char* soname) {
   }
   LibSsh table;
   const char* missing = nullptr;
-#define SSB_LIBSSH_RESOLVE(name)                                                 \
-  if (missing == nullptr) {                                                      \
-    table.name = reinterpret_cast<decltype(&::name)>(::dlsym(handle, #name));    \
-    if (table.name == nullptr) missing = #name;                                  \
+#define SSB_LIBSSH_RESOLVE(name)                                              \
+  if (missing == nullptr) {                                                   \
+    table.name = reinterpret_cast<decltype(&::name)>(::dlsym(handle, #name)); \
+    if (table.name == nullptr) missing = #name;                               \
   }
   SSB_LIBSSH_FUNCTIONS(SSB_LIBSSH_RESOLVE)
 #undef SSB_LIBSSH_RESOLVE

@@ -61,8 +61,8 @@ Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& wa
   const auto& path = endpoint.identity_file;
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    return make_error(Errc::auth, fmt::format("identity file {} (ssh.identity_file) cannot be read: {}", path,
-                                              std::strerror(errno)));
+    return make_error(
+        Errc::auth, fmt::format("identity file {} (ssh.identity_file) cannot be read: {}", path, std::strerror(errno)));
   }
   if (!S_ISREG(st.st_mode)) {
     return make_error(Errc::auth, fmt::format("identity file {} (ssh.identity_file) is not a regular file", path));
@@ -135,19 +135,20 @@ Result<std::unique_ptr<Session>> Session::connect_only(const Endpoint& endpoint)
             libssh().ssh_options_set(s, SSH_OPTIONS_NODELAY, &yes) == 0 &&
             libssh().ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) == 0;
   if (!ok) {
-    return make_error(Errc::config, fmt::format("libssh rejected the options for {}: {}", endpoint.display(),
-                                                session->last_error()));
+    return make_error(Errc::config,
+                      fmt::format("libssh rejected the options for {}: {}", endpoint.display(), session->last_error()));
   }
 
   auto start = std::chrono::steady_clock::now();
   if (libssh().ssh_connect(s) != SSH_OK) {
     auto waited = std::chrono::steady_clock::now() - start;
     bool timed_out = waited >= std::chrono::seconds(endpoint.connect_timeout_s);
-    return make_error(timed_out ? Errc::timeout : Errc::transport,
-                      fmt::format("cannot connect to {}{}: {}", endpoint.display(),
-                                  timed_out ? fmt::format(" within ssh.connect_timeout_s = {} s", endpoint.connect_timeout_s)
-                                            : std::string(),
-                                  session->last_error()));
+    return make_error(
+        timed_out ? Errc::timeout : Errc::transport,
+        fmt::format(
+            "cannot connect to {}{}: {}", endpoint.display(),
+            timed_out ? fmt::format(" within ssh.connect_timeout_s = {} s", endpoint.connect_timeout_s) : std::string(),
+            session->last_error()));
   }
   return session;
 }
@@ -165,10 +166,10 @@ Result<HostKeyVerdict> Session::verify_host_key() {
   std::string host = e.port == 22 ? e.host : fmt::format("[{}]:{}", e.host, e.port);
   // libssh reports a missing file as "unknown host"; say what is wrong.
   struct stat st {};
-  auto verdict = ::stat(e.known_hosts.c_str(), &st) != 0 ? SSH_KNOWN_HOSTS_NOT_FOUND : libssh().ssh_session_is_known_server(session_);
+  auto verdict = ::stat(e.known_hosts.c_str(), &st) != 0 ? SSH_KNOWN_HOSTS_NOT_FOUND
+                                                         : libssh().ssh_session_is_known_server(session_);
   switch (verdict) {
-    case SSH_KNOWN_HOSTS_OK:
-      return HostKeyVerdict::known;
+    case SSH_KNOWN_HOSTS_OK: return HostKeyVerdict::known;
     case SSH_KNOWN_HOSTS_CHANGED:
       return make_error(Errc::host_key,
                         fmt::format("host key of {} does not match its entry in {} (ssh.known_hosts): it offered {} "
@@ -201,14 +202,14 @@ Status Session::authenticate(const Key& identity) {
   int rc = libssh().ssh_userauth_publickey(session_, nullptr, identity.get());
   if (rc == SSH_AUTH_SUCCESS) return {};
   if (rc == SSH_AUTH_ERROR) {
-    return make_error(Errc::transport,
-                      fmt::format("connection to {} failed during authentication: {}", endpoint_.display(), last_error()));
+    return make_error(Errc::transport, fmt::format("connection to {} failed during authentication: {}",
+                                                   endpoint_.display(), last_error()));
   }
-  return make_error(Errc::auth,
-                    fmt::format("{} refused public-key authentication with {} ({} {}); is its public key in the "
-                                "service account's authorized_keys?",
-                                endpoint_.display(), endpoint_.identity_file, identity.type_name(),
-                                identity.fingerprint()));
+  return make_error(
+      Errc::auth,
+      fmt::format("{} refused public-key authentication with {} ({} {}); is its public key in the "
+                  "service account's authorized_keys?",
+                  endpoint_.display(), endpoint_.identity_file, identity.type_name(), identity.fingerprint()));
 }
 
 Result<std::unique_ptr<Session>> Session::open(const Endpoint& endpoint, const Key& identity) {

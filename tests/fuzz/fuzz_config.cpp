@@ -32,7 +32,8 @@ namespace {
 void check_error(const ssb::Error& e, bool names_file) {
   if (e.code != ssb::Errc::config) violation("configuration error with a code other than config", e.message);
   if (e.message.empty()) violation("configuration error without a message", "");
-  if (names_file && e.message.rfind("fuzz.toml", 0) != 0) violation("file error does not start with the file name", e.message);
+  if (names_file && e.message.rfind("fuzz.toml", 0) != 0)
+    violation("file error does not start with the file name", e.message);
 }
 
 void check_invariants(ssb::config::Config& c) {

@@ -170,16 +170,17 @@ std::vector<std::string> shell_words(std::string_view cmd) {
 std::string expected_wrapper(const Config& cfg, Op op) {
   std::string dir = cfg.remote.wrappers_dir;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  const char* name = op == Op::submit ? "slurmspawner_sbatch" : op == Op::query ? "slurmspawner_squeue"
-                                                                                : "slurmspawner_scancel";
+  const char* name = op == Op::submit  ? "slurmspawner_sbatch"
+                     : op == Op::query ? "slurmspawner_squeue"
+                                       : "slurmspawner_scancel";
   return dir + "/" + name;
 }
 
 bool valid_user(std::string_view u) {
   if (u.empty() || u.size() > ssb::core::kMaxUserLength || u[0] == '-' || u[0] == '.') return false;
   for (char c : u) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-';
+    bool ok =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -234,13 +235,13 @@ void check_command(const ssb::core::Request& req, const Config& cfg) {
     const std::string& c = rc.command;
     const auto else_at = c.find(kStdinElse);
     if (c.rfind(kStdinHead, 0) != 0 || c.size() < kStdinHead.size() + kStdinTail.size() ||
-        c.compare(c.size() - kStdinTail.size(), kStdinTail.size(), kStdinTail) != 0 ||
-        else_at == std::string::npos || else_at < kStdinHead.size() || c.rfind(kStdinElse) != else_at) {
+        c.compare(c.size() - kStdinTail.size(), kStdinTail.size(), kStdinTail) != 0 || else_at == std::string::npos ||
+        else_at < kStdinHead.size() || c.rfind(kStdinElse) != else_at) {
       violation("the stdin submit command does not have the fixed if/else shape", c);
     }
     expect_words(c.substr(kStdinHead.size(), else_at - kStdinHead.size()), sudo_words, c);
-    std::vector<std::string> bash_words{cfg.remote.bash, "--noprofile", "--norc", "-c", kStdinSnippet,
-                                        "slurm-ssh-bridge"};
+    std::vector<std::string> bash_words{cfg.remote.bash, "--noprofile",     "--norc", "-c",
+                                        kStdinSnippet,   "slurm-ssh-bridge"};
     bash_words.insert(bash_words.end(), sudo_words.begin(), sudo_words.end());
     const auto rest = else_at + kStdinElse.size();
     expect_words(c.substr(rest, c.size() - kStdinTail.size() - rest), bash_words, c);
@@ -269,8 +270,7 @@ void check_command(const ssb::core::Request& req, const Config& cfg) {
   if (stdin_method) {
     if (!rc.env_requests.empty()) violation("stdin method sends SSH env requests", "");
     std::string records = ssb::remote::encode_env_records(vars);
-    if (rc.stdin_data.compare(0, records.size(), records) != 0 ||
-        rc.stdin_data.substr(records.size()) != req.script) {
+    if (rc.stdin_data.compare(0, records.size(), records) != 0 || rc.stdin_data.substr(records.size()) != req.script) {
       violation("stdin is not the env records followed by the script", "");
     }
   } else {
@@ -333,10 +333,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case Errc::invalid_job_id:
       case Errc::invalid_env:
       case Errc::script_too_large:
-      case Errc::bad_request:
-        break;
-      default:
-        violation("validation failed with an unexpected code", err.message);
+      case Errc::bad_request: break;
+      default: violation("validation failed with an unexpected code", err.message);
     }
     must_serialise(ssb::protocol::response_envelope(id, ssb::core::from_error(req, err)),
                    "a validation error response does not serialise");

@@ -18,8 +18,8 @@
 namespace ssb::config {
 
 struct TomlHazard {
-  int line = 0;           // 1-based
-  std::string message;    // what and where, without the file name
+  int line = 0;         // 1-based
+  std::string message;  // what and where, without the file name
 };
 
 // The first character of TEXT that must not reach the parser, if any.

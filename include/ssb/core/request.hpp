@@ -19,9 +19,9 @@ bool op_from_string(std::string_view text, Op& out);
 struct Request {
   Op op = Op::query;
   std::string user;
-  std::string job_id;                       // query, cancel
-  std::string script;                       // submit
-  std::map<std::string, std::string> env;   // submit: variables offered for forwarding
+  std::string job_id;                      // query, cancel
+  std::string script;                      // submit
+  std::map<std::string, std::string> env;  // submit: variables offered for forwarding
   // submit: the HOME the hub set for this user (batchspawner's user_env),
   // empty when it set none. Never used as the job's HOME: the login host's
   // passwd entry is the authority (remote::build); a different value is

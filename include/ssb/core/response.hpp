@@ -27,9 +27,9 @@ struct Response {
   std::optional<std::string> state;  // query: first word of the wrapper's output
   std::optional<std::string> host;   // query: the execution host, when given
   std::optional<RemoteOutcome> remote;
-  std::optional<Error> error;        // unset: ok
+  std::optional<Error> error;  // unset: ok
   std::int64_t elapsed_ms = 0;
-  std::string path;                  // "direct" or "daemon"
+  std::string path;  // "direct" or "daemon"
   // Lines the bridge's own remote snippet wrote to stderr, prefixed
   // kNoticePrefix (e.g. the hub's HOME differs from the passwd entry's). They
   // stay in remote->err too; the daemon logs them.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
+
 #include <boost/asio.hpp>
 
 #include <memory>
@@ -44,7 +45,7 @@ class Server {
  private:
   // The phases of listen(), in order.
   static Status prepare_socket_path(const std::string& path);  // length, directory, stale socket
-  Status bind_private(const std::string& path);                 // owner-only until grant_access
+  Status bind_private(const std::string& path);                // owner-only until grant_access
   static Status grant_access(const std::string& path, const std::string& group, const std::string& mode_text);
   void do_accept();
   void begin_shutdown(int signal_number);

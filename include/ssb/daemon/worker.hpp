@@ -64,7 +64,7 @@ class Worker {
 
   // step_all's phases.
   void step_all(Clock::time_point now);
-  void step_execs(Clock::time_point now);                        // drive each exec, enforce deadlines
+  void step_execs(Clock::time_point now);                         // drive each exec, enforce deadlines
   bool collect_finished(Clock::time_point now, Error& lost_why);  // answer or requeue; true: session lost
   void on_channel_refused(Active& a, Clock::time_point now);
   void prune_closing(Clock::time_point now);

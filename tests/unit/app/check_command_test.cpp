@@ -69,7 +69,8 @@ TEST_CASE("check: with no connection, later steps are skipped and earlier failur
   expect(5, "auth", "skip");
   expect(6, "wrappers", "skip");
   expect(7, "sudo", "skip");
-  CHECK_THAT(steps[0].at("detail").get<std::string>(), Catch::Contains("/etc/test/bridge.toml read; login svc@127.0.0.1"));
+  CHECK_THAT(steps[0].at("detail").get<std::string>(),
+             Catch::Contains("/etc/test/bridge.toml read; login svc@127.0.0.1"));
   CHECK_THAT(steps[2].at("detail").get<std::string>(), Catch::Contains("(ssh.known_hosts) cannot be read"));
   for (std::size_t i = 4; i < 8; ++i) CHECK(steps[i].at("detail") == "no connection");
 }

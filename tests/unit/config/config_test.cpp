@@ -76,7 +76,8 @@ mode = "direct"
 daemon_connect_timeout_ms = 9
 [log]
 level = "debug"
-)", "/t");
+)",
+                       "/t");
   REQUIRE(r.ok());
   REQUIRE(finalize(*r).ok());
   CHECK(r->ssh.port == 2222);

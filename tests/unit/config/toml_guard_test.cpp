@@ -13,9 +13,9 @@ TEST_CASE("toml_guard: ASCII files and non-ASCII in comments and single-line or 
   CHECK_FALSE(find_toml_hazard("[ssh]\nhost = \"login\"  # José's login node\nport = 22\n"));
   CHECK_FALSE(find_toml_hazard("# café\n[remote]\nwrappers_dir = \"/opt/sl\xc3\xa9rm\"\n"));
   CHECK_FALSE(find_toml_hazard("a = 'caf\xc3\xa9'\nb = '''\nsl\xc3\xa9rm\n'''\n"));
-  CHECK_FALSE(find_toml_hazard("a = \"quote \\\" then \xc3\xa9\"\n"));  // \" does not end the string
-  CHECK_FALSE(find_toml_hazard("\xEF\xBB\xBF[ssh]\n"));                 // a byte-order mark
-  CHECK_FALSE(find_toml_hazard("\"k\xc3\xa9y\" = 1\n"));                // a quoted key
+  CHECK_FALSE(find_toml_hazard("a = \"quote \\\" then \xc3\xa9\"\n"));          // \" does not end the string
+  CHECK_FALSE(find_toml_hazard("\xEF\xBB\xBF[ssh]\n"));                         // a byte-order mark
+  CHECK_FALSE(find_toml_hazard("\"k\xc3\xa9y\" = 1\n"));                        // a quoted key
   CHECK_FALSE(find_toml_hazard("a = \"\"\"x\"\"\"\"\"\nb = 'caf\xc3\xa9'\n"));  // """x""""" ends after all five quotes
 }
 

@@ -15,8 +15,11 @@ config::Config cfg() {
 
 TEST_CASE("request: submit keeps only forwardable env and checks it") {
   auto c = cfg();
-  Request r{Op::submit, "alice.proj1", "", "#!/bin/bash\n", {{"JUPYTERHUB_API_TOKEN", "t"}, {"HOME", "/x"},
-                                                             {"JPY_API_TOKEN", "t2"}, {"OTHER", "o"}}};
+  Request r{Op::submit,
+            "alice.proj1",
+            "",
+            "#!/bin/bash\n",
+            {{"JUPYTERHUB_API_TOKEN", "t"}, {"HOME", "/x"}, {"JPY_API_TOKEN", "t2"}, {"OTHER", "o"}}};
   REQUIRE(validate(r, c).ok());
   CHECK(r.env.size() == 2);
   CHECK(r.env.count("JUPYTERHUB_API_TOKEN") == 1);
@@ -65,9 +68,8 @@ TEST_CASE("request: query validates user and job id, drops env") {
 
 TEST_CASE("forwardable_env reads environ entries") {
   auto c = cfg();
-  auto env = forwardable_env({"JUPYTERHUB_API_URL=http://h:8081/hub/api", "PATH=/bin", "JPY_API_TOKEN=a=b", "=x",
-                              "JUPYTERHUB_EMPTY="},
-                             c);
+  auto env = forwardable_env(
+      {"JUPYTERHUB_API_URL=http://h:8081/hub/api", "PATH=/bin", "JPY_API_TOKEN=a=b", "=x", "JUPYTERHUB_EMPTY="}, c);
   CHECK(env.size() == 3);
   CHECK(env["JPY_API_TOKEN"] == "a=b");
   CHECK(env["JUPYTERHUB_EMPTY"].empty());

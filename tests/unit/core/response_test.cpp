@@ -35,7 +35,8 @@ TEST_CASE("from_remote: success and failure shapes") {
   auto gone = from_remote(q, RemoteOutcome{1, "", "slurm_load_jobs error: Invalid job id specified\n"});
   REQUIRE_FALSE(gone.ok());
   CHECK(gone.error->code == Errc::remote_failed);
-  CHECK(gone.error->message == "query for user alice exited with status 1: slurm_load_jobs error: Invalid job id specified");
+  CHECK(gone.error->message ==
+        "query for user alice exited with status 1: slurm_load_jobs error: Invalid job id specified");
   CHECK(gone.remote->exit_status == 1);
 
   Request s{Op::submit, "alice", "", "x", {}};
@@ -63,9 +64,10 @@ TEST_CASE("from_remote: sudo's own refusal is a bridge error, not wrapper output
 
 TEST_CASE("from_remote: sudo's 'Sorry, user ... is not allowed' is a refusal too") {
   Request q{Op::query, "jupyterspawner", "42", "", {}};
-  auto r = from_remote(q, RemoteOutcome{1, "",
-                                        "Sorry, user jupyterspawner is not allowed to execute '/w/slurmspawner_squeue' as "
-                                        "jupyterspawner on login1.\n"});
+  auto r =
+      from_remote(q, RemoteOutcome{1, "",
+                                   "Sorry, user jupyterspawner is not allowed to execute '/w/slurmspawner_squeue' as "
+                                   "jupyterspawner on login1.\n"});
   REQUIRE(r.error);
   CHECK(r.error->code == Errc::auth);
   CHECK_FALSE(r.remote.has_value());

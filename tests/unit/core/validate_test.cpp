@@ -31,7 +31,9 @@ TEST_CASE("validate_user rejects anything that could escape") {
       {"a\nb", "control character"},
       {"a\tb", "control character"},
       {std::string("a\0b", 3), "control character"},
-      {"al\xc3\xaf" "ce", "non-ASCII"},
+      {"al\xc3\xaf"
+       "ce",
+       "non-ASCII"},
       {std::string(65, 'a'), "longer than 64"},
       {"a/b", "contains '/'"},
       {"#1000", "contains '#'"},
@@ -54,8 +56,8 @@ TEST_CASE("validate_job_id accepts Slurm ids") {
 }
 
 TEST_CASE("validate_job_id rejects bad ids") {
-  for (const char* id : {"", "-1", "0", "007", "abc", "12a", "1 2", " 1", "1;", ";x", "1;a b", "1;$(x)",
-                         "4294967295", "99999999999", "1e5", "+1", "1.0"}) {
+  for (const char* id : {"", "-1", "0", "007", "abc", "12a", "1 2", " 1", "1;", ";x", "1;a b", "1;$(x)", "4294967295",
+                         "99999999999", "1e5", "+1", "1.0"}) {
     INFO(id);
     auto st = validate_job_id(id);
     REQUIRE_FALSE(st.ok());
@@ -67,8 +69,8 @@ TEST_CASE("validate_job_id rejects bad ids") {
 TEST_CASE("validate_env_name") {
   CHECK(validate_env_name("JUPYTERHUB_API_TOKEN").ok());
   CHECK(validate_env_name("_X1").ok());
-  for (const char* n : {"", "1A", "A-B", "A B", "A=B", "PATH", "LD_PRELOAD", "BASH_ENV", "IFS", "BASH_FUNC_x%%",
-                        "HOME"}) {
+  for (const char* n :
+       {"", "1A", "A-B", "A B", "A=B", "PATH", "LD_PRELOAD", "BASH_ENV", "IFS", "BASH_FUNC_x%%", "HOME"}) {
     INFO(n);
     auto st = validate_env_name(n);
     REQUIRE_FALSE(st.ok());

@@ -48,7 +48,7 @@ config::Config server_config(const fs::path& dir) {
   log::set_level(log::Level::error);
   config::Config c;
   c.ssh.host = "127.0.0.1";
-  c.ssh.port = 1;  // never reached: the identity fails first
+  c.ssh.port = 1;                                                             // never reached: the identity fails first
   c.ssh.identity_file = SSB_SOURCE_DIR "/tests/unit/daemon/server_test.cpp";  // not a key
   c.ssh.strict_key_permissions = false;
   c.pool.connections = 1;
@@ -166,7 +166,8 @@ TEST_CASE("server: a malformed request gets bad_request with its id; the connect
   RunningServer server(config);
   Client client(config.daemon.socket);
 
-  client.send(R"({"v":1,"id":"x7","op":"nope"})" "\n");
+  client.send(R"({"v":1,"id":"x7","op":"nope"})"
+              "\n");
   auto j = client.read_json();
   CHECK(j.at("id") == "x7");
   CHECK(j.at("ok") == false);
@@ -187,7 +188,8 @@ TEST_CASE("server: an invalid job request is answered without reaching the pool"
   auto config = server_config(dir.path);
   RunningServer server(config);
   Client client(config.daemon.socket);
-  client.send(R"({"v":1,"id":"q1","op":"query","user":"alice","job_id":"12; rm -rf /"})" "\n");
+  client.send(R"({"v":1,"id":"q1","op":"query","user":"alice","job_id":"12; rm -rf /"})"
+              "\n");
   auto j = client.read_json();
   CHECK(j.at("id") == "q1");
   CHECK(j.at("ok") == false);
@@ -223,14 +225,16 @@ TEST_CASE("server: clients that disconnect mid-request do not disturb the daemon
     // A job the pool answers (with the identity error) after its client left:
     // the response has nowhere to go and is dropped.
     Client gone(config.daemon.socket);
-    gone.send(R"({"v":1,"id":"g","op":"query","user":"alice","job_id":"42"})" "\n");
+    gone.send(R"({"v":1,"id":"g","op":"query","user":"alice","job_id":"42"})"
+              "\n");
   }
   {
     Client many(config.daemon.socket);
     for (int i = 0; i < 20; ++i) many.send(status_line(i));
   }
   Client client(config.daemon.socket);
-  client.send(R"({"v":1,"id":"q","op":"query","user":"alice","job_id":"42"})" "\n");
+  client.send(R"({"v":1,"id":"q","op":"query","user":"alice","job_id":"42"})"
+              "\n");
   auto j = client.read_json();  // the pool's answer: the identity is not a key
   CHECK(j.at("id") == "q");
   CHECK(j.at("ok") == false);

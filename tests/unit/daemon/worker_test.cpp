@@ -112,8 +112,8 @@ TEST_CASE("worker: connects only when work waits, reports a failed connect to it
   worker.join();
   std::lock_guard<std::mutex> l(source.m);
   CHECK(source.connect_failures.front().code == Errc::auth);  // the identity file is no key
-  CHECK(source.taken == 0);     // without a session no job is taken ...
-  CHECK(source.finished == 0);  // ... and failing queued jobs is the source's decision
+  CHECK(source.taken == 0);                                   // without a session no job is taken ...
+  CHECK(source.finished == 0);                                // ... and failing queued jobs is the source's decision
   CHECK(source.ups == 0);
   CHECK(source.queue.size() == 1);
   auto status = worker.status();

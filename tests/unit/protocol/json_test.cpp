@@ -41,16 +41,15 @@ TEST_CASE("protocol: malformed requests are bad_request with a reason") {
   CHECK(parse_error(R"({"v":1,"id":1,"op":"rm"})").message ==
         "unknown op \"rm\"; expected submit, query, cancel or status");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"status","x":1})").message == "request has unknown field \"x\"");
-  CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a"})").message ==
-        "op \"query\" needs the field \"job_id\"");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a"})").message == "op \"query\" needs the field \"job_id\"");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a","job_id":42})").message ==
         "request field \"job_id\" must be a string");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"submit","user":"a","script":"x","env":{"A":1}})").message ==
         "request field \"env\" must be an object of strings");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"status","user":"a"})").message ==
         "op \"status\" does not take the field \"user\"");
-  CHECK(parse_error("{\"v\":1,\"id\":1,\"op\":\"query\",\"user\":\"\xff\",\"job_id\":\"1\"}").message.find(
-            "not valid JSON") != std::string::npos);
+  CHECK(parse_error("{\"v\":1,\"id\":1,\"op\":\"query\",\"user\":\"\xff\",\"job_id\":\"1\"}")
+            .message.find("not valid JSON") != std::string::npos);
   std::string deep = R"({"v":1,"id":1,"op":"status","env":)" + std::string(100, '[') + std::string(100, ']') + "}";
   CHECK(parse_error(deep).message == "request nests deeper than 8 levels");
   CHECK(parse_error(std::string(2000, ' '), 1000).message ==
@@ -105,19 +104,22 @@ TEST_CASE("protocol: responses round-trip") {
 
 TEST_CASE("protocol: parse errors never echo request bytes (tokens, invalid UTF-8)") {
   json id;
-  auto truncated = parse_request(R"({"v":1,"id":1,"op":"submit","user":"a","script":"x","env":{"T":"ssbsecret-tok)", 1 << 20, id);
+  auto truncated =
+      parse_request(R"({"v":1,"id":1,"op":"submit","user":"a","script":"x","env":{"T":"ssbsecret-tok)", 1 << 20, id);
   REQUIRE_FALSE(truncated.ok());
   CHECK(truncated.error().message.find("ssbsecret") == std::string::npos);
   CHECK(truncated.error().message.rfind("request is not valid JSON (or not UTF-8): parse error at byte ", 0) == 0);
 
-  auto bad_utf8 = parse_request("{\"v\":1,\"id\":1,\"op\":\"query\",\"user\":\"a\xff\xfe\",\"job_id\":\"1\"}", 1 << 20, id);
+  auto bad_utf8 =
+      parse_request("{\"v\":1,\"id\":1,\"op\":\"query\",\"user\":\"a\xff\xfe\",\"job_id\":\"1\"}", 1 << 20, id);
   REQUIRE_FALSE(bad_utf8.ok());
   CHECK(valid_utf8(bad_utf8.error().message));
   // The error response can always be written.
   CHECK_NOTHROW(to_line(error_envelope(id, bad_utf8.error())));
 
   // Names quoted back are escaped, never cut mid-character.
-  auto field = parse_request("{\"v\":1,\"id\":1,\"op\":\"status\",\"" + std::string(63, 'x') + "\xc3\xa9\":1}", 1 << 20, id);
+  auto field =
+      parse_request("{\"v\":1,\"id\":1,\"op\":\"status\",\"" + std::string(63, 'x') + "\xc3\xa9\":1}", 1 << 20, id);
   REQUIRE_FALSE(field.ok());
   CHECK(valid_utf8(field.error().message));
   CHECK(field.error().message.find("\\xc3\\xa9") != std::string::npos);
@@ -128,11 +130,15 @@ TEST_CASE("protocol: valid_utf8 and to_line") {
   CHECK(valid_utf8("plain"));
   CHECK(valid_utf8("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
   CHECK_FALSE(valid_utf8("\xff"));
-  CHECK_FALSE(valid_utf8("\xc3"));                  // truncated
-  CHECK_FALSE(valid_utf8("\xc0\xaf"));              // overlong
-  CHECK_FALSE(valid_utf8("\xed\xa0\x80"));          // surrogate
-  CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));      // beyond U+10FFFF
-  CHECK(to_line(json{{"out", "a\xff" "b"}}) == "{\"out\":\"a\xef\xbf\xbd" "b\"}");
+  CHECK_FALSE(valid_utf8("\xc3"));              // truncated
+  CHECK_FALSE(valid_utf8("\xc0\xaf"));          // overlong
+  CHECK_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
+  CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // beyond U+10FFFF
+  CHECK(to_line(json{{"out",
+                      "a\xff"
+                      "b"}}) ==
+        "{\"out\":\"a\xef\xbf\xbd"
+        "b\"}");
 }
 
 TEST_CASE("protocol: a submit may carry the hub's HOME; query, cancel and status may not") {

@@ -41,10 +41,13 @@ std::string run_sh(const std::string& script, const std::string& input = {}, int
   return out;
 }
 
+// A table, laid out by hand:
+// clang-format off
 const std::vector<std::string> kNasty{
     "", "plain", "with space", "it's", "'", "''", "\"double\"", "$HOME", "$(id)", "`id`", "a\\b", "\\",
     "line1\nline2", "tab\tx", "*", "?", "[a]", "~", "{a,b}", "!", ";", "&&", "|", "<>", "#comment",
     "{\"json\": [1, \"x\\\"y\"]}", "\xc3\xa9t\xc3\xa9", "-n", "--", "%s%n", "a\rb"};
+// clang-format on
 
 }  // namespace
 
@@ -75,7 +78,10 @@ TEST_CASE("query command: job id in the environment, exact shape") {
 
 TEST_CASE("submit command (stdin method): values only on stdin, never in the command") {
   auto c = cfg();
-  core::Request r{core::Op::submit, "alice.proj1", "", "#!/bin/bash\necho hi\n",
+  core::Request r{core::Op::submit,
+                  "alice.proj1",
+                  "",
+                  "#!/bin/bash\necho hi\n",
                   {{"JUPYTERHUB_API_TOKEN", "s3cr3t'$(x)"}, {"JUPYTERHUB_X", "v"}}};
   auto rc = build(r, c);
   CHECK(rc.command.find("s3cr3t") == std::string::npos);
@@ -130,8 +136,8 @@ TEST_CASE("submit command (stdin method): the remote snippet exports values inta
     int before = count_starts();
     for (const auto& value : kNasty) {
       INFO(value);
-      core::Request r{core::Op::submit, "nobody", "", "SCRIPT 'q' $x\n", {{"JUPYTERHUB_API_TOKEN", value},
-                                                                          {"JUPYTERHUB_X", "y"}}};
+      core::Request r{
+          core::Op::submit, "nobody", "", "SCRIPT 'q' $x\n", {{"JUPYTERHUB_API_TOKEN", value}, {"JUPYTERHUB_X", "y"}}};
       auto rc = build(r, c);
       int status = -1;
       auto out = run_sh(rc.command, rc.stdin_data, &status, shell);
@@ -209,10 +215,11 @@ TEST_CASE("submit command: the job's USER, LOGNAME, HOME, SHELL come from the lo
         auto rc = build(r, c);
         int status = -1;
         // A service account's own values must not leak through.
-        auto out = run_sh("USER=jupyterspawner LOGNAME=jupyterspawner HOME=/home/jupyterspawner SHELL=/bin/zsh; "
-                          "export USER LOGNAME HOME SHELL; " +
-                              rc.command,
-                          rc.stdin_data, &status, shell, /*merge_stderr=*/true);
+        auto out = run_sh(
+            "USER=jupyterspawner LOGNAME=jupyterspawner HOME=/home/jupyterspawner SHELL=/bin/zsh; "
+            "export USER LOGNAME HOME SHELL; " +
+                rc.command,
+            rc.stdin_data, &status, shell, /*merge_stderr=*/true);
         CHECK(status == 0);
         const bool differs = !hub_home.empty() && hub_home != "/nonexistent";
         if (differs) {

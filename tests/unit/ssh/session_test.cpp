@@ -125,8 +125,9 @@ TEST_CASE("ssh: an identity that is a directory is refused") {
 
 TEST_CASE("ssh: an identity others may read is refused, or only warned about when not strict") {
   TempDir dir;
-  auto path = write_file(dir.path / "id", "not a key\n", fs::perms::owner_read | fs::perms::owner_write |
-                                                             fs::perms::group_read | fs::perms::others_read);
+  auto path =
+      write_file(dir.path / "id", "not a key\n",
+                 fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
   auto e = endpoint(22, path.string());
   std::vector<std::string> warnings;
   auto key = ssh::load_identity(e, warnings);
