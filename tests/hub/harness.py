@@ -429,6 +429,28 @@ class LocalHub:
         self.jupyterhub = jupyterhub
         self.proc: Optional[subprocess.Popen] = None
 
+    @classmethod
+    def for_test(cls, venv: str, config: str, workdir: str, settings: Dict, extra_env: Optional[Dict[str, str]] = None):
+        """A hub for a test config that reads its settings from
+        ``$SSB_HUB_SETTINGS``: writes ``settings`` to WORKDIR/settings.json
+        (mode 0600: it may name a password) and gives the hub a minimal
+        environment (Debian's configurable-http-proxy needs NODE_PATH).
+        ``extra_env``: secrets and the like, passed by environment only."""
+        settings_file = os.path.join(workdir, "settings.json")
+        fd = os.open(settings_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(settings, f)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "LANG": "C.UTF-8",
+            "HOME": os.environ.get("HOME", "/root"),
+            "NODE_PATH": "/usr/share/nodejs",
+            "SSB_HUB_SETTINGS": settings_file,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **(extra_env or {}),
+        }
+        return cls(os.path.join(venv, "bin", "python"), config, workdir, env, os.path.join(workdir, "jupyterhub.log"))
+
     @property
     def pid(self) -> Optional[int]:
         return self.proc.pid if self.proc else None

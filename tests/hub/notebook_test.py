@@ -119,20 +119,7 @@ class PathRun:
             "client_key": sandbox.env["CLIENT_KEY"], "known_hosts": sandbox.env["KNOWN_HOSTS"],
             "wrappers_dir": sandbox.env["WRAPPERS_DIR"],
         }
-        self.settings_file = os.path.join(self.workdir, "settings.json")
-        fd = os.open(self.settings_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(settings, f)
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-            "LANG": "C.UTF-8",
-            "HOME": os.environ.get("HOME", "/root"),
-            "NODE_PATH": "/usr/share/nodejs",  # Debian's configurable-http-proxy
-            "SSB_HUB_SETTINGS": self.settings_file,
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-        self.hub = LocalHub(os.path.join(args.venv, "bin", "python"), os.path.join(HERE, "jupyterhub_config.py"),
-                            self.workdir, env, os.path.join(self.workdir, "jupyterhub.log"))
+        self.hub = LocalHub.for_test(args.venv, os.path.join(HERE, "jupyterhub_config.py"), self.workdir, settings)
         self.client = HubClient(self.public_url)
         self.job_id = None
         self.soft_failures = []
@@ -334,7 +321,7 @@ class PathRun:
         return out
 
     def password(self) -> str:
-        with open(self.settings_file) as f:
+        with open(self.hub.env["SSB_HUB_SETTINGS"]) as f:
             return json.load(f)["password"]
 
     def restart(self, kernel_id: str) -> None:

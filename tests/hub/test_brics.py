@@ -84,23 +84,9 @@ class BricsRun:
             "wrappers_dir": sandbox.env["WRAPPERS_DIR"],
             "oidc_server": issuer.url, "brics_platform": PLATFORM, "jwt_audience": AUDIENCE,
         }
-        self.settings_file = os.path.join(self.workdir, "settings.json")
-        fd = os.open(self.settings_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(settings, f)
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-            "LANG": "C.UTF-8",
-            "HOME": os.environ.get("HOME", "/root"),
-            "NODE_PATH": "/usr/share/nodejs",  # Debian's configurable-http-proxy
-            "SSB_HUB_SETTINGS": self.settings_file,
-            "PYTHONDONTWRITEBYTECODE": "1",
-            # auth_state (the projects) is stored encrypted; environment only, never argv.
-            "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
-        }
-        self.hub = LocalHub(os.path.join(args.venv, "bin", "python"),
-                            os.path.join(HERE, "brics_jupyterhub_config.py"),
-                            self.workdir, env, os.path.join(self.workdir, "jupyterhub.log"))
+        # auth_state (the projects) is stored encrypted; the key by environment only, never argv.
+        self.hub = LocalHub.for_test(args.venv, os.path.join(HERE, "brics_jupyterhub_config.py"), self.workdir,
+                                     settings, extra_env={"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)})
         self.client = HubClient(self.public_url)
         self.figures = {}
 
