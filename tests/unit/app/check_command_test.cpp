@@ -12,28 +12,17 @@
 #include <nlohmann/json.hpp>
 
 #include "ssb/app/commands.hpp"
+#include "support/loopback.hpp"
 
 using namespace ssb;
 
 namespace {
 
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 config::Config unreachable_config() {
   config::Config c;
   c.source_path = "/etc/test/bridge.toml";
   c.ssh.host = "127.0.0.1";
-  c.ssh.port = closed_port();
+  c.ssh.port = test::closed_port();
   c.ssh.user = "svc";
   c.ssh.identity_file = "/nonexistent/ssb/id";
   c.ssh.known_hosts = "/nonexistent/ssb/known_hosts";

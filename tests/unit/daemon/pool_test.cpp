@@ -11,24 +11,13 @@
 
 #include "ssb/daemon/pool.hpp"
 #include "ssb/util/log.hpp"
+#include "support/loopback.hpp"
 
 using namespace ssb;
 
 namespace {
 
 // A loopback port with no listener: bind, read the port, close.
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 struct Collector {
   std::mutex m;
   std::condition_variable cv;
@@ -50,7 +39,7 @@ config::Config base_config() {
   log::set_level(log::Level::error);  // the daemon's per-request lines are not under test here
   config::Config c;
   c.ssh.host = "127.0.0.1";
-  c.ssh.port = closed_port();
+  c.ssh.port = test::closed_port();
   c.ssh.identity_file = SSB_SOURCE_DIR "/tests/unit/daemon/pool_test.cpp";  // not a key: fails before connecting
   c.ssh.strict_key_permissions = false;
   c.pool.connections = 1;

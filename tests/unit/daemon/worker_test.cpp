@@ -14,24 +14,13 @@
 #include "ssb/daemon/worker.hpp"
 #include "ssb/ssh/libssh.hpp"
 #include "ssb/util/log.hpp"
+#include "support/loopback.hpp"
 
 using namespace ssb;
 using namespace ssb::daemon;
 using namespace std::chrono_literals;
 
 namespace {
-
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Records every call the worker makes.
 struct RecordingSource final : JobSource {
@@ -78,7 +67,7 @@ config::Config closed_config() {
   log::set_level(log::Level::error);
   config::Config c;
   c.ssh.host = "127.0.0.1";
-  c.ssh.port = closed_port();
+  c.ssh.port = test::closed_port();
   c.ssh.identity_file = SSB_SOURCE_DIR "/tests/unit/daemon/worker_test.cpp";  // not a key
   c.ssh.strict_key_permissions = false;
   c.pool.reconnect_min_ms = 10;

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "ssb/ssh/session.hpp"
+#include "support/loopback.hpp"
 
 using namespace ssb;
 namespace fs = std::filesystem;
@@ -91,18 +92,6 @@ class Listener {
   std::thread thread_;
 };
 
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 }  // namespace
 
 TEST_CASE("ssh: a missing identity file is an auth error naming the file and the key") {
@@ -175,7 +164,7 @@ TEST_CASE("ssh: a real key without passphrase loads; its type and fingerprint ar
 }
 
 TEST_CASE("ssh: connecting to a closed loopback port is a transport error naming the endpoint") {
-  int port = closed_port();
+  int port = test::closed_port();
   auto session = ssh::Session::connect_only(endpoint(port));
   REQUIRE_FALSE(session);
   CHECK(session.error().code == Errc::transport);
