@@ -231,8 +231,28 @@ void check_command(const ssb::core::Request& req, const Config& cfg) {
   const bool stdin_method = cfg.env.method == ssb::config::EnvMethod::stdin_records;
   const std::vector<std::string> sudo_words{cfg.remote.sudo, "-n", "-u", req.user, "--", wrapper};
 
+  // A submit starts with the fixed identity prefix (the login host's passwd
+  // entry sets USER, LOGNAME, HOME, SHELL; a hub HOME is only compared).
+  std::string command = rc.command;
+  if (req.op == Op::submit) {
+    const std::string q = ssb::remote::sh_quote(req.user);
+    std::string prefix =
+        "ssb_pw=$(getent passwd " + q + ") || { echo \"slurm-ssh-bridge: remote: user \"" + q +
+        "\" has no passwd entry on the login host (getent passwd failed); the job cannot run as them\" >&2; exit 1; "
+        "}; ssb_rest=${ssb_pw#*:*:*:*:*:}; HOME=${ssb_rest%%:*}; SHELL=${ssb_rest#*:}; [ -n \"$SHELL\" ] || "
+        "SHELL=/bin/sh; USER=" +
+        q + "; LOGNAME=" + q + "; export HOME SHELL USER LOGNAME; ";
+    if (!req.hub_home.empty()) {
+      const std::string h = ssb::remote::sh_quote(req.hub_home);
+      prefix += "[ " + h + " = \"$HOME\" ] || echo \"slurm-ssh-bridge: notice: the hub set HOME=\"" + h + "\" for \"" +
+                q + "\"; the login host's passwd entry says $HOME, which the job uses\" >&2; ";
+    }
+    if (command.rfind(prefix, 0) != 0) violation("the submit command does not start with the identity prefix", command);
+    command = command.substr(prefix.size());
+  }
+
   if (req.op == Op::submit && stdin_method) {
-    const std::string& c = rc.command;
+    const std::string& c = command;
     const auto else_at = c.find(kStdinElse);
     if (c.rfind(kStdinHead, 0) != 0 || c.size() < kStdinHead.size() + kStdinTail.size() ||
         c.compare(c.size() - kStdinTail.size(), kStdinTail.size(), kStdinTail) != 0 || else_at == std::string::npos ||
@@ -253,7 +273,7 @@ void check_command(const ssb::core::Request& req, const Config& cfg) {
       expect = {"SLURMSPAWNER_JOB_ID=" + req.job_id, ";", "export", "SLURMSPAWNER_JOB_ID", ";", "exec"};
     }
     expect.insert(expect.end(), sudo_words.begin(), sudo_words.end());
-    expect_words(rc.command, expect, rc.command);
+    expect_words(command, expect, rc.command);
   }
 
   // The environment never changes the command line.
