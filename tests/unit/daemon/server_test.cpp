@@ -23,26 +23,13 @@
 #include "ssb/daemon/server.hpp"
 #include "ssb/protocol/json.hpp"
 #include "ssb/util/log.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace ssb;
+using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "ssb-server-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
 
 config::Config server_config(const fs::path& dir) {
   log::set_level(log::Level::error);
@@ -143,7 +130,7 @@ std::string status_line(const nlohmann::json& id) { return protocol::to_line(pro
 }  // namespace
 
 TEST_CASE("server: a status request is answered with the daemon's status and the request's id") {
-  TempDir dir;
+  TempDir dir{"ssb-server-test"};
   auto config = server_config(dir.path);
   RunningServer server(config);
   struct stat st {};
@@ -161,7 +148,7 @@ TEST_CASE("server: a status request is answered with the daemon's status and the
 }
 
 TEST_CASE("server: a malformed request gets bad_request with its id; the connection stays usable") {
-  TempDir dir;
+  TempDir dir{"ssb-server-test"};
   auto config = server_config(dir.path);
   RunningServer server(config);
   Client client(config.daemon.socket);
@@ -184,7 +171,7 @@ TEST_CASE("server: a malformed request gets bad_request with its id; the connect
 }
 
 TEST_CASE("server: an invalid job request is answered without reaching the pool") {
-  TempDir dir;
+  TempDir dir{"ssb-server-test"};
   auto config = server_config(dir.path);
   RunningServer server(config);
   Client client(config.daemon.socket);
@@ -197,7 +184,7 @@ TEST_CASE("server: an invalid job request is answered without reaching the pool"
 }
 
 TEST_CASE("server: a line longer than daemon.max_line_bytes is refused and the client is hung up on") {
-  TempDir dir;
+  TempDir dir{"ssb-server-test"};
   auto config = server_config(dir.path);
   config.daemon.max_line_bytes = 256;
   RunningServer server(config);
@@ -214,7 +201,7 @@ TEST_CASE("server: a line longer than daemon.max_line_bytes is refused and the c
 }
 
 TEST_CASE("server: clients that disconnect mid-request do not disturb the daemon") {
-  TempDir dir;
+  TempDir dir{"ssb-server-test"};
   auto config = server_config(dir.path);
   RunningServer server(config);
   {
@@ -244,7 +231,7 @@ TEST_CASE("server: clients that disconnect mid-request do not disturb the daemon
 }
 
 TEST_CASE("server: many requests on one connection each get exactly one whole response line") {
-  TempDir dir;
+  TempDir dir{"ssb-server-test"};
   auto config = server_config(dir.path);
   RunningServer server(config);
   Client client(config.daemon.socket);
@@ -264,7 +251,7 @@ TEST_CASE("server: many requests on one connection each get exactly one whole re
 }
 
 TEST_CASE("server: listen refuses a path that is not a socket, a live daemon, and a path too long") {
-  TempDir dir;
+  TempDir dir{"ssb-server-test"};
   auto config = server_config(dir.path);
 
   SECTION("a regular file") {
@@ -294,7 +281,7 @@ TEST_CASE("server: listen refuses a path that is not a socket, a live daemon, an
 }
 
 TEST_CASE("server: listen replaces a stale socket file and creates a missing directory") {
-  TempDir dir;
+  TempDir dir{"ssb-server-test"};
   auto config = server_config(dir.path);
   config.daemon.socket = (dir.path / "sub" / "dir" / "bridge.sock").string();
   {

@@ -17,26 +17,13 @@
 
 #include "ssb/ssh/session.hpp"
 #include "support/loopback.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace ssb;
+using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "ssb-ssh-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
 
 fs::path write_file(const fs::path& path, const std::string& text, fs::perms mode) {
   std::ofstream(path) << text;
@@ -104,7 +91,7 @@ TEST_CASE("ssh: a missing identity file is an auth error naming the file and the
 }
 
 TEST_CASE("ssh: an identity that is a directory is refused") {
-  TempDir dir;
+  TempDir dir{"ssb-ssh-test"};
   std::vector<std::string> warnings;
   auto key = ssh::load_identity(endpoint(22, dir.path.string()), warnings);
   REQUIRE_FALSE(key);
@@ -113,7 +100,7 @@ TEST_CASE("ssh: an identity that is a directory is refused") {
 }
 
 TEST_CASE("ssh: an identity others may read is refused, or only warned about when not strict") {
-  TempDir dir;
+  TempDir dir{"ssb-ssh-test"};
   auto path =
       write_file(dir.path / "id", "not a key\n",
                  fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
@@ -136,7 +123,7 @@ TEST_CASE("ssh: an identity others may read is refused, or only warned about whe
 }
 
 TEST_CASE("ssh: a file that is not a private key is refused without quoting it") {
-  TempDir dir;
+  TempDir dir{"ssb-ssh-test"};
   auto path = write_file(dir.path / "id", "-----BEGIN SECRET-----\nhunter2\n", fs::perms::owner_read);
   std::vector<std::string> warnings;
   auto key = ssh::load_identity(endpoint(22, path.string()), warnings);
@@ -148,7 +135,7 @@ TEST_CASE("ssh: a file that is not a private key is refused without quoting it")
 }
 
 TEST_CASE("ssh: a real key without passphrase loads; its type and fingerprint are known") {
-  TempDir dir;
+  TempDir dir{"ssb-ssh-test"};
   auto path = dir.path / "id_ed25519";
   std::string cmd = "ssh-keygen -q -t ed25519 -N '' -f '" + path.string() + "' >/dev/null 2>&1";
   if (std::system(cmd.c_str()) != 0) {
