@@ -40,6 +40,7 @@ python3-requests, python3-websocket).
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -541,3 +542,15 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def hub_and_job_logs(hub: "LocalHub", job_log_dir: str) -> List[str]:
+    """What a failed hub test prints: the hub log's tail and each job's
+    output (``job-*.log`` in JOB_LOG_DIR), or that there was none."""
+    parts = [f"--- hub log ({hub.log_path}), last lines:\n{hub.log_tail(60)}"]
+    logs = sorted(glob.glob(os.path.join(job_log_dir, "job-*.log")))
+    if not logs:
+        parts.append(f"--- no job output in {job_log_dir} (the job never started?)")
+    for path in logs:
+        parts.append(f"--- job output {path}:\n{tail(path, 40)}")
+    return parts

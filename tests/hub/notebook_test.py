@@ -25,7 +25,6 @@ passed; prints one table of times to ready.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import pwd
@@ -42,7 +41,8 @@ from urllib.parse import urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HubClient, HubError, LocalHub, free_port, pid_alive, stop_pid, tail, wait_until  # noqa: E402
+from harness import (HubClient, HubError, LocalHub, free_port, hub_and_job_logs, pid_alive, stop_pid,  # noqa: E402
+                     tail, wait_until)
 import chromium_shot  # noqa: E402  (tests/hub/chromium_shot.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -194,12 +194,7 @@ class PathRun:
         return kernel_id
 
     def diagnostics(self) -> str:
-        parts = [f"--- hub log ({self.hub.log_path}), last lines:\n{self.hub.log_tail(60)}"]
-        logs = sorted(glob.glob(os.path.join(self.job_log_dir, "job-*.log")))
-        if not logs:
-            parts.append(f"--- no job output in {self.job_log_dir} (the job never started?)")
-        for path in logs:
-            parts.append(f"--- job output {path}:\n{tail(path, 40)}")
+        parts = hub_and_job_logs(self.hub, self.job_log_dir)
         # The managed daemon writes to the hub's stdout: its lines start with an ISO time.
         daemon_lines = [line for line in self.hub.log_tail(100000).splitlines()
                         if re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z (?:debug|info|warn|error) ", line)]

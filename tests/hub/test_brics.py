@@ -29,7 +29,6 @@ harness (harness.py) and sandbox helper (notebook_test.py).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import pwd
@@ -42,7 +41,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from brics_oidc import OidcIssuer, projects_claim  # noqa: E402
-from harness import HubClient, HubError, LocalHub, free_port, pid_alive, stop_pid, tail, wait_until  # noqa: E402
+from harness import (HubClient, HubError, LocalHub, free_port, hub_and_job_logs, pid_alive, stop_pid,  # noqa: E402
+                     wait_until)
 from notebook_test import ENV_NAMES, Sandbox  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -279,12 +279,7 @@ class BricsRun:
         return took
 
     def diagnostics(self) -> str:
-        parts = [f"--- hub log ({self.hub.log_path}), last lines:\n{self.hub.log_tail(60)}"]
-        logs = sorted(glob.glob(os.path.join(self.job_log_dir, "job-*.log")))
-        if not logs:
-            parts.append(f"--- no job output in {self.job_log_dir} (the job never started?)")
-        for path in logs:
-            parts.append(f"--- job output {path}:\n{tail(path, 40)}")
+        parts = hub_and_job_logs(self.hub, self.job_log_dir)
         return "\n".join(parts)
 
     # ----------------------------------------------------------------- run
