@@ -20,6 +20,7 @@ Endpoint Endpoint::from_config(const config::Config& config) {
   e.identity_file = config.ssh.identity_file;
   e.known_hosts = config.ssh.known_hosts;
   e.connect_timeout_s = config.ssh.connect_timeout_s;
+  e.unacked_timeout_s = config.ssh.command_timeout_s;
   e.strict_key_permissions = config.ssh.strict_key_permissions;
   return e;
 }
@@ -149,6 +150,12 @@ Result<std::unique_ptr<Session>> Session::connect_only(const Endpoint& endpoint)
             "cannot connect to {}{}: {}", endpoint.display(),
             timed_out ? fmt::format(" within ssh.connect_timeout_s = {} s", endpoint.connect_timeout_s) : std::string(),
             session->last_error()));
+  }
+  // Set as soon as the socket exists: key exchange and authentication are
+  // bounded by connect_timeout_s already, everything after by this.
+  if (socket_t fd = libssh().ssh_get_fd(s); fd >= 0) {
+    unsigned int ms = static_cast<unsigned int>(endpoint.unacked_timeout_s) * 1000U;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
   }
   return session;
 }

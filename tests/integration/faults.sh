@@ -321,6 +321,18 @@ net_phase() {
         expect_kv fail_other -eq 0 "$name $f: the submit failed with transport/timeout/submit_unknown"
         expect_kv max_s -le "$bound" "$name $f: within its timeouts ($bound s)"
     done
+    # A silent drop leaves sessions that look connected; unacknowledged data
+    # older than ssh.command_timeout_s (TCP_USER_TIMEOUT) must drop them, or
+    # a recovered link still fails requests behind TCP's retransmit backoff.
+    if [[ $name == blackhole ]]; then
+        local dropped
+        dropped=$(count_lines "$WORK/d2.log" 'connection lost: Socket error: Connection timed out')
+        if ((dropped > 0)); then
+            pass "$name: the daemon dropped $dropped silent session(s) (TCP_USER_TIMEOUT)"
+        else
+            fail "$name: no session was dropped during the silent cut" "$(log_tail "$WORK/d2.log")"
+        fi
+    fi
     if ! eval "$restore"; then
         fail "$name: could not restore the link ($restore)"
         return 0

@@ -23,6 +23,13 @@ struct Endpoint {
   std::string identity_file;
   std::string known_hosts;
   int connect_timeout_s = 10;
+  // Data the server has not acknowledged for this long drops the connection
+  // (TCP_USER_TIMEOUT). A silently dropped link (a firewall that discards,
+  // a cut cable) otherwise leaves a session that looks connected while TCP
+  // retransmits with exponential backoff: after a few seconds of loss the
+  // next retransmission can be more than a command timeout away, so a
+  // recovered link still fails requests. From ssh.command_timeout_s.
+  int unacked_timeout_s = 60;
   bool strict_key_permissions = true;
 
   static Endpoint from_config(const config::Config& config);
