@@ -46,6 +46,8 @@ if ! $build_only; then
         shellcheck python3-pyflakes clang libclang-rt-14-dev clang-format clang-tidy
         # pods
         podman runc catatonit debootstrap
+        # the Debian package (tests/packaging): dpkg-buildpackage, lintian, man -w
+        debhelper lintian man-db
     )
 fi
 

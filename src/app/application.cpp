@@ -11,6 +11,7 @@
 
 #include "ssb/app/commands.hpp"
 #include "ssb/app/output.hpp"
+#include "ssb/app/reference_docs.hpp"
 #include "ssb/config/config.hpp"
 #include "ssb/protocol/json.hpp"
 #include "ssb/ssh/libssh.hpp"
@@ -63,6 +64,8 @@ struct Cli {
   CLI::App* show_config = nullptr;
   bool reference = false;
   bool error_codes = false;
+  bool man_page = false;
+  bool bash_completion = false;
   // Subcommands that need the loaded configuration.
   std::vector<std::pair<CLI::App*, Handler>> commands;
 };
@@ -105,6 +108,9 @@ void define_subcommands(Cli& cli, Io& io) {
   cli.show_config->add_flag("--error-codes", cli.error_codes,
                             "Print every error code (exit status, whether a job's state is then unknown, meaning) as "
                             "JSON and exit");
+  cli.show_config->add_flag("--man-page", cli.man_page,
+                            "Print the slurm-ssh-bridge(1) man page (roff), rendered from these definitions, and exit");
+  cli.show_config->add_flag("--bash-completion", cli.bash_completion, "Print the bash completion script and exit");
   cli.commands = {
       {submit, job(core::Op::submit)},
       {query, job(core::Op::query)},
@@ -138,7 +144,8 @@ std::optional<int> parse(Cli& cli, int argc, char** argv, Io& io) {
   return std::nullopt;
 }
 
-// `config --reference` and `config --error-codes` need no configuration.
+// `config --reference`, `--error-codes`, `--man-page` and
+// `--bash-completion` need no configuration.
 std::optional<int> run_without_config(const Cli& cli, Io& io) {
   if (*cli.show_config && cli.reference) {
     io.out << config::reference_markdown();
@@ -146,6 +153,14 @@ std::optional<int> run_without_config(const Cli& cli, Io& io) {
   }
   if (*cli.show_config && cli.error_codes) {
     io.out << protocol::to_line(protocol::error_codes_json()) << '\n';
+    return 0;
+  }
+  if (*cli.show_config && cli.man_page) {
+    io.out << render_man_page(cli.app);
+    return 0;
+  }
+  if (*cli.show_config && cli.bash_completion) {
+    io.out << render_bash_completion(cli.app);
     return 0;
   }
   return std::nullopt;

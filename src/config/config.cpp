@@ -253,9 +253,10 @@ const std::vector<Key>& keys() {
                          "Refuse an identity file readable or writable by group or others (false: warn only)."));
     t.push_back(int_key("ssh.connect_timeout_s", SSB_REF(ssh.connect_timeout_s), 1, 3600,
                         "Seconds allowed for TCP connect, key exchange and authentication."));
-    t.push_back(int_key("ssh.command_timeout_s", SSB_REF(ssh.command_timeout_s), 1, 86400,
-                        "Seconds allowed for one wrapper run, from channel open to exit status; also how long sent data may "
-                        "stay unacknowledged before the connection counts as dead (TCP_USER_TIMEOUT)."));
+    t.push_back(
+        int_key("ssh.command_timeout_s", SSB_REF(ssh.command_timeout_s), 1, 86400,
+                "Seconds allowed for one wrapper run, from channel open to exit status; also how long sent data may "
+                "stay unacknowledged before the connection counts as dead (TCP_USER_TIMEOUT)."));
     t.push_back(int_key("ssh.keepalive_interval_s", SSB_REF(ssh.keepalive_interval_s), 1, 3600,
                         "Daemon: seconds between keepalive probes on idle pooled connections."));
     t.push_back(string_key("remote.wrappers_dir", SSB_REF(remote.wrappers_dir),
