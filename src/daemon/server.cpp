@@ -14,6 +14,7 @@
 #include <string>
 
 #include "ssb/daemon/connection.hpp"
+#include "ssb/daemon/inherited_socket.hpp"
 #include "ssb/ssh/libssh.hpp"
 #include "ssb/util/log.hpp"
 
@@ -61,6 +62,17 @@ Status Server::listen() {
   // (and take requests it could never run).
   if (auto lib = ssh::load_libssh(); !lib) return lib.error();
   const auto& path = config_.daemon.socket;
+  auto inherited = inherited_listener(path);
+  if (!inherited) return inherited.error();
+  if (*inherited) {
+    // systemd owns the socket, its mode and group (the .socket unit's
+    // SocketMode= / SocketGroup=), and removes it: we only accept on it.
+    boost::system::error_code ec;
+    acceptor_.assign(stream(), **inherited, ec);
+    if (ec) return make_error(Errc::config, fmt::format("cannot use the socket systemd passed: {}", ec.message()));
+    activated_ = true;
+    return {};
+  }
   if (auto st = prepare_socket_path(path); !st) return st;
   if (auto st = bind_private(path); !st) return st;
   socket_owned_ = true;
@@ -136,9 +148,9 @@ int Server::run() {
     if (!ec) begin_shutdown(signo);
   });
   do_accept();
-  log::info(fmt::format("listening on {} (pool: {} connections x {} channels to {}@{}:{})", config_.daemon.socket,
-                        config_.pool.connections, config_.pool.channels_per_connection, config_.ssh.user,
-                        config_.ssh.host, config_.ssh.port));
+  log::info(fmt::format("listening on {}{} (pool: {} connections x {} channels to {}@{}:{})", config_.daemon.socket,
+                        activated_ ? " (socket from systemd)" : "", config_.pool.connections,
+                        config_.pool.channels_per_connection, config_.ssh.user, config_.ssh.host, config_.ssh.port));
   io_.run();
   pool_.stop();
   log::info("stopped");
@@ -177,6 +189,7 @@ nlohmann::json Server::status() const {
   j["rss_kib"] = rss;
   j["peak_rss_kib"] = hwm;
   j["socket"] = config_.daemon.socket;
+  j["socket_activated"] = activated_;
   j["stopping"] = stopping_;
   return j;
 }

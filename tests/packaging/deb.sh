@@ -87,7 +87,8 @@ depends=$(dpkg-deb -f "$deb" Depends)
 expect "Depends names libssh-4 ($depends)" grep -q 'libssh-4' <<<"$depends"
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/$PKG ./usr/share/man/man1/$PKG.1.gz ./usr/share/bash-completion/completions/$PKG \
-    ./etc/$PKG/config.toml ./lib/systemd/system/$PKG.service ./usr/lib/sysusers.d/$PKG.conf; do
+    ./etc/$PKG/config.toml ./lib/systemd/system/$PKG.service ./lib/systemd/system/$PKG.socket \
+    ./usr/lib/sysusers.d/$PKG.conf; do
     expect "ships $path" grep -q " $path\$" <<<"$contents"
 done
 conffiles=$(dpkg-deb -I "$deb" conffiles 2>/dev/null || true)
@@ -120,7 +121,7 @@ if [[ $installed == yes ]]; then
 
     echo "== systemd-analyze"
     unit=/lib/systemd/system/$PKG.service
-    if systemd-analyze verify "$unit" >"$OUT/verify.txt" 2>&1; then
+    if systemd-analyze verify "$unit" "/lib/systemd/system/$PKG.socket" >"$OUT/verify.txt" 2>&1; then
         ok "systemd-analyze verify: clean"
     else
         bad "systemd-analyze verify" "$(cat "$OUT/verify.txt")"

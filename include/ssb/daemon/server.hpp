@@ -27,8 +27,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds the socket: refuses when another daemon answers on it, replaces a
-  // stale socket file, applies daemon.socket_mode / socket_group.
+  // Takes the socket systemd passed (socket activation), else binds it:
+  // refuses when another daemon answers on it, replaces a stale socket
+  // file, applies daemon.socket_mode / socket_group.
   Status listen();
 
   // Runs until SIGTERM/SIGINT and the drain are over. Returns the exit status.
@@ -61,7 +62,8 @@ class Server {
   Pool pool_;
   std::set<std::shared_ptr<Connection>> connections_;
   bool stopping_ = false;
-  bool socket_owned_ = false;
+  bool socket_owned_ = false;  // we bound it: we remove it
+  bool activated_ = false;     // systemd passed it (inherited_socket.hpp)
   bool finished_ = false;
   std::uint64_t accepted_ = 0;  // numbers clients in the log
   Clock::time_point started_ = Clock::now();
