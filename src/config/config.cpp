@@ -295,7 +295,17 @@ const std::vector<Key>& keys() {
     t.push_back(int_key("daemon.max_line_bytes", SSB_REF(daemon.max_line_bytes), 1024, 256LL << 20,
                         "Largest request line accepted by the daemon."));
     t.push_back(int_key("daemon.max_clients", SSB_REF(daemon.max_clients), 1, 100000,
-                        "Most client connections the daemon holds at once."));
+                        "Most client connections the daemon holds at once (lowered to what the open-file limit "
+                        "allows; `status` shows the effective value). At the limit, the client idle longest is "
+                        "closed to make room."));
+    t.push_back(int_key("daemon.max_pending_per_client", SSB_REF(daemon.max_pending_per_client), 1, 100000,
+                        "Requests one client may have in flight or answered but not yet read; beyond it the daemon "
+                        "stops reading that client until it reads (back-pressure)."));
+    t.push_back(int_key("daemon.idle_timeout_s", SSB_REF(daemon.idle_timeout_s), 0, 86400,
+                        "Seconds a client with nothing in flight may stay silent before it is closed (0: never)."));
+    t.push_back(int_key("daemon.line_timeout_s", SSB_REF(daemon.line_timeout_s), 1, 3600,
+                        "Seconds a client has to finish a request line it started; then it is answered "
+                        "bad_request and closed."));
     t.push_back(int_key("pool.connections", SSB_REF(pool.connections), 1, 64,
                         "SSH connections the daemon keeps open to the login host."));
     t.push_back(int_key("pool.channels_per_connection", SSB_REF(pool.channels_per_connection), 1, 1024,

@@ -11,21 +11,80 @@ namespace ssb::daemon {
 
 namespace asio = boost::asio;
 
+using Clock = std::chrono::steady_clock;
+
 Connection::Connection(asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number)
     : socket_(std::move(socket)), server_(server), number_(number),
-      buffer_(static_cast<std::size_t>(server.config().daemon.max_line_bytes) + 1) {}
+      buffer_(static_cast<std::size_t>(server.config().daemon.max_line_bytes) + 1), timer_(server.io()) {}
 
-void Connection::start() { do_read(); }
+void Connection::start() {
+  do_read();
+  arm_timer();
+}
 
 void Connection::stop() {
   boost::system::error_code ignored;
+  timer_.cancel();
   socket_.shutdown(asio::local::stream_protocol::socket::shutdown_both, ignored);
   socket_.close(ignored);
 }
 
+void Connection::arm_timer() {
+  // One check a second is fine-grained enough for timeouts counted in
+  // seconds, and costs nothing next to a request.
+  auto self = shared_from_this();
+  timer_.expires_after(std::chrono::seconds(1));
+  timer_.async_wait([this, self](boost::system::error_code ec) {
+    if (!ec && socket_.is_open()) on_tick();
+  });
+}
+
+void Connection::on_tick() {
+  const auto& d = server_.config().daemon;
+  const auto now = Clock::now();
+  // A partial line: the bytes of a request that has not ended yet.
+  if (buffer_.size() == 0) {
+    line_started_ = {};
+  } else if (line_started_ == Clock::time_point{}) {
+    line_started_ = now;
+  } else if (now - line_started_ >= std::chrono::seconds(d.line_timeout_s)) {
+    log::info(
+        fmt::format("client {}: a request line ({} bytes so far) did not end within daemon.line_timeout_s = "
+                    "{} s; closed",
+                    number_, buffer_.size(), d.line_timeout_s));
+    send(protocol::to_line(protocol::error_envelope(
+        nullptr, Error{Errc::bad_request, fmt::format("request line not completed within daemon.line_timeout_s = {} s",
+                                                      d.line_timeout_s)})));
+    buffer_.consume(buffer_.size());
+    reading_closed_ = true;
+    boost::system::error_code ignored;
+    socket_.shutdown(asio::local::stream_protocol::socket::shutdown_receive, ignored);
+    if (idle()) server_.remove(shared_from_this());
+    return;
+  }
+  if (d.idle_timeout_s > 0 && idle() && buffer_.size() == 0 &&
+      now - last_activity_ >= std::chrono::seconds(d.idle_timeout_s)) {
+    log::debug(fmt::format("client {}: idle for daemon.idle_timeout_s = {} s; closed", number_, d.idle_timeout_s));
+    server_.remove(shared_from_this());
+    return;
+  }
+  arm_timer();
+}
+
+void Connection::resume_reading_if_room() {
+  if (paused_ && !reading_closed_ &&
+      pending() < static_cast<std::size_t>(server_.config().daemon.max_pending_per_client)) {
+    paused_ = false;
+    do_read();
+  }
+}
+
 void Connection::do_read() {
   auto self = shared_from_this();
+  reading_ = true;
   asio::async_read_until(socket_, buffer_, '\n', [this, self](boost::system::error_code ec, std::size_t n) {
+    reading_ = false;
+    last_activity_ = Clock::now();
     if (ec) {
       if (ec == asio::error::not_found) {
         // The line outgrew daemon.max_line_bytes: answer, then hang up,
@@ -56,6 +115,12 @@ void Connection::do_read() {
         send(protocol::to_line(
             protocol::error_envelope(nullptr, Error{Errc::internal, "internal error; see the daemon log"})));
       }
+    }
+    line_started_ = buffer_.size() > 0 ? Clock::now() : Clock::time_point{};
+    if (!socket_.is_open() || reading_closed_) return;
+    if (pending() >= static_cast<std::size_t>(server_.config().daemon.max_pending_per_client)) {
+      paused_ = true;  // resumed when a response is written or a request ends
+      return;
     }
     do_read();
   });
@@ -93,6 +158,7 @@ void Connection::handle_line(const std::string& line) {
     asio::post(io, [self, text = std::move(text)]() mutable {
       --self->outstanding_;
       self->send(std::move(text));
+      self->resume_reading_if_room();
     });
   };
   ++outstanding_;
@@ -115,6 +181,7 @@ void Connection::do_write() {
   auto self = shared_from_this();
   asio::async_write(socket_, asio::buffer(writes_.front()), [this, self](boost::system::error_code ec, std::size_t) {
     writes_.pop_front();
+    last_activity_ = Clock::now();
     if (ec) {
       // The client went away; later responses are dropped with the socket.
       writes_.clear();
@@ -123,6 +190,7 @@ void Connection::do_write() {
       if (idle()) server_.remove(self);
       return;
     }
+    resume_reading_if_room();
     do_write();
   });
 }

@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 #include <grp.h>
+#include <malloc.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -50,8 +53,38 @@ std::pair<long, long> memory_kib() {
 
 }  // namespace
 
+// Descriptors kept back from daemon.max_clients: the pool's SSH sockets and
+// wake-up eventfds, the listener, the log, libssh's and the resolver's own.
+constexpr long kReservedFds = 64;
+constexpr int kMaxAcceptBackoffMs = 1000;
+constexpr auto kAcceptLogEvery = std::chrono::seconds(10);
+
 Server::Server(const config::Config& config)
-    : config_(config), signals_(io_, SIGTERM, SIGINT), acceptor_(io_), drain_timer_(io_), pool_(config) {}
+    : config_(config), signals_(io_, SIGTERM, SIGINT), acceptor_(io_), drain_timer_(io_), accept_timer_(io_),
+      max_clients_(static_cast<std::size_t>(config.daemon.max_clients)), pool_(config) {}
+
+void Server::raise_file_limit() {
+  // The usual soft limit (1024) is below what daemon.max_clients (1024) plus
+  // the daemon's own descriptors need; the hard limit is usually far higher.
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  fd_limit_ = lim.rlim_cur == RLIM_INFINITY ? -1 : static_cast<long>(lim.rlim_cur);
+  if (fd_limit_ > 0) {
+    const long room = std::max(1L, fd_limit_ - kReservedFds - 2L * config_.pool.connections);
+    if (static_cast<long>(max_clients_) > room) {
+      log::warn(
+          fmt::format("daemon.max_clients = {} lowered to {}: the open-file limit is {} (raise LimitNOFILE= "
+                      "or ulimit -n)",
+                      config_.daemon.max_clients, room, fd_limit_));
+      max_clients_ = static_cast<std::size_t>(room);
+    }
+  }
+}
 
 Server::~Server() {
   if (socket_owned_) ::unlink(config_.daemon.socket.c_str());
@@ -61,6 +94,7 @@ Status Server::listen() {
   // The workers need libssh; a daemon that cannot load it must not start
   // (and take requests it could never run).
   if (auto lib = ssh::load_libssh(); !lib) return lib.error();
+  raise_file_limit();
   const auto& path = config_.daemon.socket;
   auto inherited = inherited_listener(path);
   if (!inherited) return inherited.error();
@@ -160,30 +194,97 @@ int Server::run() {
 void Server::do_accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, stream::socket socket) {
     if (!acceptor_.is_open()) return;
-    if (!ec) {
-      if (connections_.size() >= static_cast<std::size_t>(config_.daemon.max_clients)) {
-        log::warn(fmt::format("refused a client: daemon.max_clients = {} reached", config_.daemon.max_clients));
-      } else {
-        auto c = std::make_shared<Connection>(std::move(socket), *this, ++accepted_);
-        connections_.insert(c);
-        c->start();
-      }
-    } else if (ec != asio::error::operation_aborted) {
-      log::warn(fmt::format("accept failed: {}", ec.message()));
+    if (ec) {
+      on_accept_error(ec);
+      return;
     }
+    accept_backoff_ms_ = 0;
+    admit(std::move(socket));
     do_accept();
   });
 }
 
+void Server::on_accept_error(const boost::system::error_code& ec) {
+  if (ec == asio::error::operation_aborted) return;
+  // Out of descriptors (EMFILE/ENFILE, or ENOBUFS/ENOMEM): the pending
+  // connection stays in the backlog and accept would fail again at once, a
+  // busy loop. Pause the acceptor, doubling up to 1 s, and log at a bounded
+  // rate.
+  accept_backoff_ms_ = std::min(kMaxAcceptBackoffMs, std::max(10, accept_backoff_ms_ * 2));
+  ++unlogged_accept_events_;
+  const auto now = Clock::now();
+  if (now - last_accept_log_ >= kAcceptLogEvery) {
+    log::warn(
+        fmt::format("accept failed: {} ({} time(s) since the last report; {} clients; pausing the acceptor "
+                    "for up to {} ms)",
+                    ec.message(), unlogged_accept_events_, connections_.size(), kMaxAcceptBackoffMs));
+    last_accept_log_ = now;
+    unlogged_accept_events_ = 0;
+  }
+  accept_timer_.expires_after(std::chrono::milliseconds(accept_backoff_ms_));
+  accept_timer_.async_wait([this](boost::system::error_code tec) {
+    if (!tec && acceptor_.is_open()) do_accept();
+  });
+}
+
+void Server::admit(stream::socket socket) {
+  if (connections_.size() >= max_clients_ && !evict_idlest()) {
+    ++unlogged_accept_events_;
+    const auto now = Clock::now();
+    if (now - last_accept_log_ >= kAcceptLogEvery) {
+      log::warn(
+          fmt::format("refused a client: {} clients, all busy (daemon.max_clients; {} refusal(s) since the "
+                      "last report)",
+                      connections_.size(), unlogged_accept_events_));
+      last_accept_log_ = now;
+      unlogged_accept_events_ = 0;
+    }
+    return;  // the socket closes here: the client sees the connection end
+  }
+  auto c = std::make_shared<Connection>(std::move(socket), *this, ++accepted_);
+  connections_.insert(c);
+  c->start();
+}
+
+bool Server::evict_idlest() {
+  // At the limit, the client that has had nothing in flight for longest
+  // makes room: idle clients cannot lock out one that has work.
+  std::shared_ptr<Connection> idlest;
+  for (const auto& c : connections_) {
+    if (!c->idle() || c->buffered_bytes() > 0) continue;
+    if (!idlest || c->last_activity() < idlest->last_activity()) idlest = c;
+  }
+  if (!idlest) return false;
+  log::debug(fmt::format("client {} closed to make room (idle longest, daemon.max_clients = {})", idlest->number(),
+                         max_clients_));
+  remove(idlest);
+  return true;
+}
+
 void Server::remove(const std::shared_ptr<Connection>& connection) {
+  const bool large = connection->buffered_bytes() > 0 || connection->queued_responses() > 16;
   connection->stop();
   connections_.erase(connection);
+  // Hand memory a client's lines or unread answers held back to the system:
+  // glibc keeps freed heap otherwise, and one hostile burst would leave the
+  // daemon large for good.
+  if (large || connections_.empty()) ::malloc_trim(0);
   if (stopping_) check_drained();
 }
 
 nlohmann::json Server::status() const {
   auto j = pool_.status();
   j["clients"] = connections_.size();
+  j["max_clients"] = max_clients_;
+  j["fd_limit"] = fd_limit_;
+  std::size_t queued = 0;
+  std::size_t buffered = 0;
+  for (const auto& c : connections_) {
+    queued += c->queued_responses();
+    buffered += c->buffered_bytes();
+  }
+  j["queued_responses"] = queued;
+  j["buffered_request_bytes"] = buffered;
   j["pid"] = ::getpid();
   auto [rss, hwm] = memory_kib();
   j["rss_kib"] = rss;
@@ -200,6 +301,7 @@ void Server::begin_shutdown(int signal_number) {
   log::info(fmt::format("signal {} received: not accepting new clients, draining {} request(s) for at most {} s",
                         signal_number, pool_.pending(), config_.daemon.drain_timeout_s));
   boost::system::error_code ignored;
+  accept_timer_.cancel();
   acceptor_.close(ignored);
   if (socket_owned_) {
     ::unlink(config_.daemon.socket.c_str());

@@ -57,6 +57,9 @@ struct Config {
     int drain_timeout_s = 30;
     std::int64_t max_line_bytes = 4 << 20;
     int max_clients = 1024;
+    int max_pending_per_client = 256;
+    int idle_timeout_s = 600;
+    int line_timeout_s = 30;
   } daemon;
 
   struct Pool {

@@ -48,7 +48,11 @@ class Server {
   static Status prepare_socket_path(const std::string& path);  // length, directory, stale socket
   Status bind_private(const std::string& path);                // owner-only until grant_access
   static Status grant_access(const std::string& path, const std::string& group, const std::string& mode_text);
+  void raise_file_limit();
   void do_accept();
+  void on_accept_error(const boost::system::error_code& ec);
+  void admit(boost::asio::local::stream_protocol::socket socket);
+  bool evict_idlest();
   void begin_shutdown(int signal_number);
   void check_drained();
   void finish();
@@ -58,6 +62,12 @@ class Server {
   boost::asio::signal_set signals_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer drain_timer_;
+  boost::asio::steady_timer accept_timer_;  // the acceptor's pause after EMFILE/ENFILE
+  int accept_backoff_ms_ = 0;
+  std::size_t max_clients_ = 0;  // daemon.max_clients, lowered to what RLIMIT_NOFILE allows
+  long fd_limit_ = -1;           // the soft RLIMIT_NOFILE after raise_file_limit()
+  Clock::time_point last_accept_log_{};
+  std::uint64_t unlogged_accept_events_ = 0;
   Clock::time_point drain_deadline_{};
   Pool pool_;
   std::set<std::shared_ptr<Connection>> connections_;
