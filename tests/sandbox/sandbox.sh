@@ -74,6 +74,7 @@ source "$SCRIPT_DIR/lib/up.sh"
 usage() {
     cat >&2 <<EOF
 usage: $PROG up DIR [--max-sessions N] [--max-startups SPEC] [--accept-env] [--nodes N] [--cpus N]
+                [--bulk-users N]
        $PROG down DIR [--purge]
        $PROG stop SERVICE DIR [--kill] [--listener-only]
        $PROG start SERVICE DIR
@@ -88,6 +89,8 @@ usage: $PROG up DIR [--max-sessions N] [--max-startups SPEC] [--accept-env] [--n
                                 (bridge.toml then uses env method "setenv")
             --nodes N           number of compute nodes, 1-8 (default 1)
             --cpus N            CPUs declared per node, 1-256 (default 8)
+            --bulk-users N      also N accounts of this sandbox only (sb<ID>u0001..,
+                                in the users' group; removed by down), for load tests
   down    cancel the sandbox's jobs, stop its processes by PID, remove its
           sudoers fragment and port reservation; keeps DIR (logs) unless --purge.
   stop    stop one SERVICE (${SERVICES[*]}); --kill uses SIGKILL;
@@ -166,6 +169,7 @@ cmd_up() {
     SB_WRAPPERS_BIN=$(wrappers_venv)/bin
     write_state
     load_state "$DIR"
+    make_bulk_users
     say "sandbox $SB_ID in $DIR: ssh $SB_SSH_PORT, slurmctld $SB_SLURMCTLD_PORT, slurmd $SB_SLURMD_PORTS, cluster $SB_CLUSTER"
 
     make_runtime_dirs

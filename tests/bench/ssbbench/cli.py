@@ -73,7 +73,7 @@ def main(argv):
         bench.start_query_job()
         if "bridge-daemon" in args.paths:
             bench.start_daemon()
-            st = bench.daemon_status() or {}
+            st = bench.daemon.status() or {}
             daemon_info["pool_connections"] = st.get("pool", {}).get("connections")
             daemon_info["pool_channels"] = st.get("pool", {}).get("channels_per_connection")
         for op in args.ops:
@@ -105,11 +105,11 @@ def main(argv):
                             t["leftover_jobs_swept"] = left
                             log(f"  swept {len(left)} job(s) a failed pair left behind: {' '.join(left)}")
         if "bridge-daemon" in args.paths:
-            mem = bench.daemon_memory()
+            mem = bench.daemon.memory()
             daemon_info["VmHWM_kib"] = mem.get("VmHWM")
             daemon_info["VmRSS_kib"] = mem.get("VmRSS")
             daemon_info["threads"] = mem.get("Threads")
-            daemon_info["status"] = bench.daemon_status()
+            daemon_info["status"] = bench.daemon.status()
             time.sleep(0.3)
             bench.logins(None)
             # Every login of the daemon's connections over the whole run,

@@ -1,17 +1,16 @@
 """What is measured: the five paths, the two operations, and the phases
 (latency at concurrency 1, throughput per level) that run them (Bench)."""
 import concurrent.futures
-import json
 import os
 import pwd
 import re
 import shlex
-import shutil
-import signal
 import subprocess
 import threading
 import time
 
+from ssbbench.daemon import Daemon
+from ssbbench.floor_client import FloorHelper
 from ssbbench.measure import (CallResult, CpuMeter, SshdLog, children_cpu_ns, count_kinds, load_env_file, loadavg, log,
                               machine_busy_ns, run_timed, self_cpu_ns, summarize_ms, task_cpu_ns, tcp_ports)
 
@@ -41,76 +40,6 @@ sleep 3600
 """
 
 
-class FloorHelper:
-    """The harness's side of floor_helper.py."""
-
-    def __init__(self, work, svc, env):
-        # The service account may not be able to read the checkout: it runs
-        # a copy of the modules the helper needs, in the work directory.
-        top = os.path.join(work, "floor-helper")
-        pkg = os.path.join(top, "ssbbench")
-        here = os.path.dirname(os.path.abspath(__file__))
-        os.makedirs(pkg, exist_ok=True)
-        for d in (top, pkg):
-            os.chmod(d, 0o755)
-        for name in ("__init__.py", "measure.py", "floor_helper.py"):
-            shutil.copyfile(os.path.join(here, name), os.path.join(pkg, name))
-            os.chmod(os.path.join(pkg, name), 0o644)
-        self.proc = subprocess.Popen(["/usr/bin/python3", "-m", "ssbbench.floor_helper"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=dict(env, PYTHONPATH=top), cwd=svc.pw_dir,
-                                     user=svc.pw_uid, group=svc.pw_gid,
-                                     extra_groups=os.getgrouplist(svc.pw_name, svc.pw_gid), text=True, bufsize=1)
-        self.lock = threading.Lock()
-        self.pending = {}
-        self.next_id = 0
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            msg = json.loads(line)
-            with self.lock:
-                slot = self.pending.pop(msg["id"])
-            slot[1] = msg
-            slot[0].set()
-        with self.lock:  # the helper died: release every waiter
-            for slot in self.pending.values():
-                slot[1] = {"rc": None, "out": "", "err": "floor helper exited", "ms": 0.0, "cpu_ns": 0}
-                slot[0].set()
-            self.pending.clear()
-
-    def request(self, msg):
-        slot = [threading.Event(), None]
-        with self.lock:
-            if self.proc.poll() is not None:
-                raise RuntimeError("the floor helper exited")
-            self.next_id += 1
-            msg["id"] = self.next_id
-            self.pending[msg["id"]] = slot
-            self.proc.stdin.write(json.dumps(msg) + "\n")
-            self.proc.stdin.flush()
-        slot[0].wait()
-        return slot[1]
-
-    def run(self, argv, stdin, env, timeout, cwd):
-        r = self.request({"argv": argv, "stdin": stdin.decode(), "env": env, "timeout": timeout, "cwd": cwd})
-        return r["rc"], r["out"].encode(), r["err"].encode(), r["ms"]
-
-    def cpu_ns(self):
-        """(CPU of the commands it ran, its own CPU), ns."""
-        r = self.request({"cpu": True})
-        return r.get("cpu_ns", 0), r.get("self_ns", 0)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -122,8 +51,7 @@ class Bench:
         self.wrappers = self.sb["WRAPPERS_DIR"]
         self.sshd_log = SshdLog(self.sb["SSHD_LOG"])
         self.control_path = os.path.join(self.work, "mux-%C")
-        self.daemon = None
-        self.daemon_log = None
+        self.daemon = None            # a daemon.Daemon once started
         self.query_job = None
         self.submitted = set()        # every job id a pair submitted
         self.submitted_lock = threading.Lock()
@@ -193,7 +121,7 @@ class Bench:
         snap = {"client": children_cpu_ns() + floor_children, "harness": self_cpu_ns() + floor_self,
                 "machine": machine_busy_ns(), "wall": time.monotonic_ns(), "login": self.cpu.usage("login") if self.cpu else 0,
                 "slurm": self.cpu.usage("slurm") if self.cpu else 0,
-                "bridge-daemon": task_cpu_ns(self.daemon.pid) if self.daemon else 0}
+                "bridge-daemon": self.daemon.cpu_ns() if self.daemon else 0}
         mux = self.mux_pid if self.mux_pid and os.path.exists(f"/proc/{self.mux_pid}") else None
         snap["ssh-mux"] = task_cpu_ns(mux) if mux else 0
         return snap
@@ -328,57 +256,12 @@ class Bench:
 
     # ---- daemon --------------------------------------------------------
     def start_daemon(self):
-        self.daemon_log = open(os.path.join(self.work, "daemon.log"), "ab")
-        self.daemon = subprocess.Popen([self.bridge, "--config", self.conf, "serve"], stdin=subprocess.DEVNULL,
-                                       stdout=self.daemon_log, stderr=subprocess.STDOUT, env=self.client_env,
-                                       start_new_session=True)
-        with open(os.path.join(self.work, "daemon.pid"), "w", encoding="ascii") as handle:
-            handle.write(f"{self.daemon.pid}\n")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.daemon.poll() is not None:
-                raise RuntimeError(f"the daemon exited with status {self.daemon.returncode}; see {self.work}/daemon.log")
-            status = self.daemon_status()
-            if status is not None:
-                if status.get("pid") != self.daemon.pid:
-                    raise RuntimeError(f"another daemon (pid {status.get('pid')}) answers on the sandbox's socket")
-                log(f"daemon up (pid {self.daemon.pid})")
-                return
-            time.sleep(0.1)
-        raise RuntimeError("the daemon did not answer `status` within 15 s")
-
-    def daemon_status(self):
-        proc = subprocess.run([self.bridge, "--config", self.conf, "status"], capture_output=True,
-                              env=self.client_env, timeout=20, check=False)
-        if proc.returncode != 0:
-            return None
-        try:
-            return json.loads(proc.stdout)
-        except ValueError:
-            return None
-
-    def daemon_memory(self):
-        mem = {}
-        try:
-            with open(f"/proc/{self.daemon.pid}/status", encoding="ascii") as handle:
-                for line in handle:
-                    key, _, value = line.partition(":")
-                    if key in ("VmHWM", "VmRSS", "Threads"):
-                        mem[key] = int(value.split()[0])
-        except OSError:
-            pass
-        return mem
+        self.daemon = Daemon(self.bridge, self.conf, self.work, self.client_env)
+        self.daemon.start()
 
     def stop_daemon(self):
-        if self.daemon is None or self.daemon.poll() is not None:
-            return
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            self.daemon.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait(timeout=10)
-        log(f"daemon stopped (exit {self.daemon.returncode})")
+        if self.daemon is not None:
+            self.daemon.stop()
 
     def stop_mux_master(self):
         argv = self.ssh_argv(True) + ["-O", "exit", f"{self.sb['SSH_USER']}@{self.sb['SSH_HOST']}"]

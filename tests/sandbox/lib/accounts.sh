@@ -141,3 +141,33 @@ make_keys() {
     } >"$DIR/known_hosts_wrong"
     chmod 0644 "$DIR/known_hosts" "$DIR/known_hosts_wrong"
 }
+
+# ------------------------------------------------------------ bulk users
+
+# This sandbox's own accounts for load tests (`up --bulk-users N`):
+# sb<ID>u0001..N, primary group $USERS_GROUP (the sudoers rule's %group),
+# home DIR/bulk-home, made and removed in one edit by lib/bulk_users.py
+# (useradd/userdel would take minutes for 1,000). Unlike the test accounts
+# above they belong to this sandbox alone: `down` removes them.
+bulk_users_file() { echo "$DIR/state/bulk-users"; }
+bulk_users_marker() { echo "ssb-sandbox $SB_ID bulk user"; }
+
+make_bulk_users() {
+    (( ${SB_BULK_USERS:-0} > 0 )) || return 0
+    local gid
+    gid=$(getent group "$USERS_GROUP" | cut -d: -f3)
+    [[ -n $gid ]] || die "group $USERS_GROUP is missing"
+    install -d -m 0755 -o root -g root "$DIR/bulk-home"
+    /usr/bin/python3 "$SCRIPT_DIR/lib/bulk_users.py" create "$(bulk_users_file)" "sb${SB_ID}u" \
+        "$SB_BULK_USERS" "$gid" "$DIR/bulk-home" "$(bulk_users_marker)" ||
+        die "could not create the $SB_BULK_USERS bulk users (see the error above)"
+    say "created $SB_BULK_USERS bulk users sb${SB_ID}u0001..$(printf '%04d' "$SB_BULK_USERS") (listed in $(bulk_users_file))"
+}
+
+remove_bulk_users() {
+    [[ -f $(bulk_users_file) ]] || return 0
+    local n
+    n=$(wc -l <"$(bulk_users_file)")
+    /usr/bin/python3 "$SCRIPT_DIR/lib/bulk_users.py" remove "$(bulk_users_file)" "$(bulk_users_marker)" &&
+        say "removed $n bulk users"
+}

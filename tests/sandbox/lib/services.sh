@@ -206,6 +206,7 @@ do_down() {
         say "stopping leftover sandbox processes: ${left[*]}"
         signal_and_wait TERM "${left[@]}"
     fi
+    remove_bulk_users || say "warning: could not remove the bulk users listed in $(bulk_users_file)"
     rm -f "$SUDOERS_FILE" "$SUDOERS_D/.ssb-sandbox-$SB_ID.tmp" "$REGISTRY/ports/$SB_ID"
     rm -f "$DIR/bridge.sock"
     remove_cgroup

@@ -6,7 +6,8 @@
 # -------------------------------------------------------- generated files
 
 write_sandbox_env() {
-    local tmp=$DIR/sandbox.env.tmp slurmd_pids=() node
+    local tmp=$DIR/sandbox.env.tmp slurmd_pids=() node bulk_file=""
+    (( ${SB_BULK_USERS:-0} > 0 )) && bulk_file=$(bulk_users_file)
     for node in "${NODE_LIST[@]}"; do
         slurmd_pids+=("$(recorded_pid "slurmd-$node")")
     done
@@ -50,6 +51,8 @@ write_sandbox_env() {
             BRIDGE_CONFIG "$DIR/bridge.toml" \
             BRIDGE_SOCKET "$DIR/bridge.sock" \
             SANDBOX_ACCEPT_ENV "$SB_ACCEPT_ENV" \
+            SANDBOX_BULK_USERS "${SB_BULK_USERS:-0}" \
+            SANDBOX_BULK_USERS_FILE "$bulk_file" \
             MUNGED_PID "$(recorded_pid munged)" \
             SLURMCTLD_PID "$(recorded_pid slurmctld)" \
             SLURMD_PID "${slurmd_pids[0]}" \

@@ -28,7 +28,7 @@ prepare_dir() {
             )
         fi
         say "reusing $DIR (previous sandbox $old_id is down; its files are replaced)"
-        rm -rf "${DIR:?}"/{state,pids,run,log,slurm,munge,ssh,wrappers} \
+        rm -rf "${DIR:?}"/{state,pids,run,log,slurm,munge,ssh,wrappers,bulk-home} \
             "${DIR:?}"/{sandbox.env,bridge.toml,slurm.conf,client_key,client_key.pub,known_hosts,known_hosts_wrong,sshd.log,bridge.sock} \
             "${DIR:?}/$MARKER_NAME"
     elif [[ -d $DIR && -n $(ls -A "$DIR") ]]; then
@@ -48,12 +48,12 @@ prepare_dir() {
 }
 
 # parse_up_options ARGS...: the options of `up` into SB_MAX_SESSIONS,
-# SB_MAX_STARTUPS, SB_ACCEPT_ENV, SB_NODE_COUNT, SB_CPUS, and DIR as given
-# into UP_DIR.
+# SB_MAX_STARTUPS, SB_ACCEPT_ENV, SB_NODE_COUNT, SB_CPUS, SB_BULK_USERS, and
+# DIR as given into UP_DIR.
 parse_up_options() {
     local opt
     UP_DIR=""
-    SB_MAX_SESSIONS="" SB_MAX_STARTUPS="" SB_ACCEPT_ENV=no SB_NODE_COUNT=1 SB_CPUS=8
+    SB_MAX_SESSIONS="" SB_MAX_STARTUPS="" SB_ACCEPT_ENV=no SB_NODE_COUNT=1 SB_CPUS=8 SB_BULK_USERS=0
     while (( $# > 0 )); do
         opt=$1
         case $opt in
@@ -82,6 +82,14 @@ parse_up_options() {
                     usage
                 fi
                 SB_CPUS=$2
+                shift 2
+                ;;
+            --bulk-users)
+                if ! [[ ${2:-} =~ ^[0-9]+$ ]] || (( $2 < 1 || $2 > 2000 )); then
+                    echo "$PROG: --bulk-users needs a number from 1 to 2000" >&2
+                    usage
+                fi
+                SB_BULK_USERS=$2
                 shift 2
                 ;;
             -*)
@@ -129,7 +137,8 @@ write_state() {
             SB_NODE_COUNT "$SB_NODE_COUNT" SB_CPUS "$SB_CPUS" SB_SSH_PORT "$SB_SSH_PORT" \
             SB_SLURMCTLD_PORT "$SB_SLURMCTLD_PORT" SB_SLURMD_PORTS "$SB_SLURMD_PORTS" \
             SB_MAX_SESSIONS "$SB_MAX_SESSIONS" SB_MAX_STARTUPS "$SB_MAX_STARTUPS" \
-            SB_ACCEPT_ENV "$SB_ACCEPT_ENV" SB_CGROUP "$SB_CGROUP" SB_WRAPPERS_BIN "$SB_WRAPPERS_BIN"
+            SB_ACCEPT_ENV "$SB_ACCEPT_ENV" SB_CGROUP "$SB_CGROUP" SB_WRAPPERS_BIN "$SB_WRAPPERS_BIN" \
+            SB_BULK_USERS "$SB_BULK_USERS"
     } >"$DIR/state/sandbox.conf"
 }
 
