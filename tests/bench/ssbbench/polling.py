@@ -11,6 +11,7 @@ the latency measured is the CLI's, from process start to exit."""
 import asyncio
 import os
 import random
+import threading
 import time
 
 from ssbbench.measure import children_cpu_ns, count_kinds, machine_busy_ns, self_cpu_ns, summarize_ms
@@ -52,6 +53,23 @@ class Meter:
 
     def __init__(self, cpu, daemon, slurm):
         self.cpu, self.daemon, self.slurm = cpu, daemon, slurm
+        self.seen = {}              # command name -> samples it was seen in
+        self._stop = threading.Event()
+        self._sampler = None
+
+    def _sample(self):
+        """Which programs the login-host cgroup holds, every 0.2 s: evidence
+        that the CPU counted is sudo's, the wrapper's and squeue's too."""
+        while not self._stop.wait(0.2):
+            names = set()
+            for pid in self.cpu.procs("login"):
+                try:
+                    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+                        names.add(handle.read().strip())
+                except OSError:
+                    pass
+            for name in names:
+                self.seen[name] = self.seen.get(name, 0) + 1
 
     def snap(self):
         return {"wall": time.monotonic(), "login": self.cpu.usage("login"), "slurm": self.cpu.usage("slurm"),
@@ -60,10 +78,14 @@ class Meter:
 
     def start(self):
         self.slurm.sdiag_reset()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
         return self.snap()
 
     def finish(self, before):
         after = self.snap()
+        self._stop.set()
+        self._sampler.join()
         rpcs = self.slurm.sdiag_counts()
         span = after["wall"] - before["wall"]
         cpu = {k: round((after[k] - before[k]) / 1e9 / span, 4)
@@ -131,4 +153,5 @@ class PollWorkload:
             "rpc": rpc, "cpu_s_per_s": cpu, "foreign_cpu_share": foreign,
             "login_cpu_ms_per_poll": round(cpu["login"] * span * 1000 / polls, 2) if polls else None,
             "polls_outside_window": len(self.samples) - polls,
+            "login_processes_seen": dict(sorted(meter.seen.items(), key=lambda kv: -kv[1])),
         }

@@ -236,6 +236,9 @@ def main(argv):
     if args.smoke:
         failures += [f"{r['users']} users {r['mode']}: {r['errors']} poll errors {r['error_kinds']}"
                      for r in configs if r["errors"] or not r["polls"]]
+        failures += [f"{r['users']} users per_user: the login-host CPU accounting never saw sudo under sshd "
+                     f"(saw {r['login_processes_seen']})" for r in configs
+                     if r["mode"] == "per_user" and "sudo" not in r["login_processes_seen"]]
         if storm is not None and storm["acknowledged"] != storm["submits"]:
             failures.append(f"storm: {storm['acknowledged']} of {storm['submits']} submits acknowledged")
     for f in failures:

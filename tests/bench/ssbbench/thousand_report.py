@@ -122,6 +122,9 @@ def markdown(report):
                    f"{fmt(ratio(r['rpc']['job_info_total'], r['polls']), '{:.3f}')} | {cpu['login']:.3f} | "
                    f"{fmt(r['login_cpu_ms_per_poll'])} | {cpu['slurm']:.3f} | {cpu['daemon']:.3f} | {rss} | "
                    f"{cpu['client']:.3f} | {fmt((r['foreign_cpu_share'] or 0) * 100, '{:.0f}')}% |")
+    out += ["", "Programs counted as login host (seen under sshd, sampled every 0.2 s, most frequent first):", ""]
+    for r in sorted(report["results"], key=lambda r: (r["users"], r["mode"])):
+        out.append(f"- {r['users']} users {r['mode']}: {', '.join(list(r.get('login_processes_seen', {}))[:8])}")
     res = by_key(report)
     rows = []
     for n in sorted({r["users"] for r in report["results"]}):
