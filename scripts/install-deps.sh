@@ -42,6 +42,8 @@ if ! $build_only; then
         chromium
         # build backends of the supporting packages (scripts/install-support-packages.sh)
         python3-setuptools-scm python3-wheel
+        # the thousand-user benchmark's curve (tests/bench/ssbbench/plot.py)
+        python3-matplotlib
         # linting, sanitizers and fuzzing
         shellcheck python3-pyflakes clang libclang-rt-14-dev clang-format clang-tidy
         # pods

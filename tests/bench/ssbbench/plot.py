@@ -6,35 +6,45 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
-STYLE = {"per_user": ("tab:red", "o", "per-user (sudo'd slurmspawner_squeue per poll)"),
-         "coalesced": ("tab:blue", "s", "coalesced (one squeue per window)")}
+STYLE = {"per_user": ("tab:red", "o", "per-user (one sudo'd slurmspawner_squeue per poll)"),
+         "coalesced": ("tab:blue", "s", "coalesced, default window (one squeue per window)")}
+EXTRA = ("tab:green", "^")
+
+
+def style(mode):
+    if mode in STYLE:
+        return STYLE[mode]
+    return EXTRA + (f"coalesced, status.window_ms = {mode.split('-', 1)[1].removesuffix('ms')}",)
 
 
 def plot_curve(report, path):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), dpi=100)
     panels = ((axes[0], lambda r: r["rpc"]["job_info_per_s"], "slurmctld job-info RPCs / s (sdiag)"),
-              (axes[1], lambda r: r["cpu_s_per_s"]["login"], "login-host CPU s / s (all under sshd)"))
+              (axes[1], lambda r: r["cpu_s_per_s"]["login"], "login-host CPU s / s (all under sshd)"),
+              (axes[2], lambda r: r["latency_ms"]["p99"] or 0, "query latency p99, ms (client side)"))
     for ax, metric, title in panels:
-        for mode, (colour, marker, label) in STYLE.items():
+        top = 0.0
+        for mode in sorted({r["mode"] for r in report["results"]}, key=lambda m: (m != "per_user", m != "coalesced", m)):
+            colour, marker, label = style(mode)
             rows = sorted((r for r in report["results"] if r["mode"] == mode), key=lambda r: r["users"])
-            if not rows:
-                continue
             xs = [r["users"] for r in rows]
             ys = [metric(r) for r in rows]
+            top = max([top] + ys)
             ax.plot(xs, ys, color=colour, marker=marker, label=label)
             for x, y in zip(xs, ys):
-                ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)
-        ax.set_xlabel("simulated hub users")
+                ax.annotate(f"{y:.2f}" if y < 100 else f"{y:.0f}", (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)
+        ax.set_xlabel("simulated hub users (each polling its own job)")
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
-    axes[0].legend(fontsize=8, loc="upper left")
+        ax.set_xlim(0, max(r["users"] for r in report["results"]) * 1.1)
+        ax.set_ylim(0, top * 1.15 or 1)
+        ax.legend(fontsize=8, loc="upper left")
     m, c = report["meta"], report["config"]
-    skipped = "; coalesced " + m["skipped"]["coalesced"] if "coalesced" in m["skipped"] else ""
-    fig.suptitle(f"slurm-ssh-bridge daemon, each user polling every {c['interval']:g} s "
-                 f"(±{c['jitter'] * 100:.0f}%), {m['nproc']}-CPU sandbox, {m['started'][:16]}, "
-                 f"commit {m['commit']}{skipped}", fontsize=9)
+    title = (f"slurm-ssh-bridge daemon, every user polling every {c['interval']:g} s (±{c['jitter'] * 100:.0f}%), "
+             f"{m['nproc']}-CPU sandbox, {m['started'][:16]}, commit {m['commit']}")
+    if "coalesced" in m["skipped"]:
+        title += "\ncoalesced mode " + m["skipped"]["coalesced"]
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

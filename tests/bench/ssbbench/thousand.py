@@ -24,7 +24,7 @@ from ssbbench.thousand_report import evaluate, markdown
 MODES = ("per_user", "coalesced")
 CLIENT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SMOKE = {"users": "20", "interval": 2.0, "intervals": 2.0, "warmup": 1.0, "running_every": 10, "storm_users": 20,
-         "storm_span": 2.0}
+         "storm_span": 2.0, "extra_windows": ""}
 
 
 def parse_args(argv):
@@ -37,9 +37,12 @@ def parse_args(argv):
                     help="PNG of the curve (default: bench-thousand-users.png next to --json-out; '' for none)")
     ap.add_argument("--users", default="100,300,1000", help="user counts (default: %(default)s)")
     ap.add_argument("--modes", default=",".join(MODES), help="status modes (default: %(default)s)")
-    ap.add_argument("--interval", type=float, default=40.0, help="seconds between a user's polls (default: %(default)s)")
+    ap.add_argument("--interval", type=float, default=30.0, help="seconds between a user's polls (default: %(default)s)")
+    ap.add_argument("--extra-windows", default="1000",
+                    help="status.window_ms values (ms) also run in coalesced mode at the largest user count, "
+                         "besides the default window ('' for none; default: %(default)s)")
     ap.add_argument("--jitter", type=float, default=0.1, help="+- share of the interval (default: %(default)s)")
-    ap.add_argument("--intervals", type=float, default=2.0, help="measured window, in intervals (default: %(default)s)")
+    ap.add_argument("--intervals", type=float, default=2.5, help="measured window, in intervals (default: %(default)s)")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of polling before the window (default: %(default)s)")
     ap.add_argument("--running-every", type=int, default=20, help="every Nth user's job runs, the rest are held")
     ap.add_argument("--storm-users", type=int, default=200, help="submits in the spawn storm (0: no storm)")
@@ -56,6 +59,7 @@ def parse_args(argv):
             setattr(args, key, value)
     args.users = sorted({int(u) for u in args.users.split(",") if u})
     args.modes = [m for m in args.modes.split(",") if m]
+    args.extra_windows = [int(w) for w in str(args.extra_windows).split(",") if w]
     for m in args.modes:
         if m not in MODES:
             ap.error(f"unknown mode {m!r} (one of {', '.join(MODES)})")
@@ -98,13 +102,17 @@ class Run:
         self.cpu = None
         self.daemon = None
 
-    def daemon_for(self, mode):
+    def daemon_for(self, mode, window_ms=None):
         extra = {"SLURM_SSH_BRIDGE_STATUS_MODE": mode} if mode == "coalesced" else {}
+        if window_ms:
+            extra["SLURM_SSH_BRIDGE_STATUS_WINDOW_MS"] = str(window_ms)
         return Daemon(self.bridge, self.conf, self.work, self.env, extra, log_name=f"daemon-{mode}.log")
 
-    def one_config(self, jobs, mode):
+    def one_config(self, jobs, mode, window_ms=None):
+        """One user count in one mode (WINDOW_MS: coalesced with that
+        status.window_ms instead of the default; labelled coalesced-Wms)."""
         a = self.args
-        self.daemon = self.daemon_for(mode)
+        self.daemon = self.daemon_for(mode, window_ms)
         started = self.daemon.start()
         try:
             workload = PollWorkload(self.bridge, self.conf, self.env, jobs, a.interval, a.jitter, a.call_timeout)
@@ -113,7 +121,7 @@ class Run:
             status = self.daemon.status() or {}
         finally:
             self.daemon.stop()
-        result.update(mode=mode, daemon={"VmRSS_kib": mem.get("VmRSS"), "VmHWM_kib": mem.get("VmHWM"),
+        result.update(mode=f"{mode}-{window_ms}ms" if window_ms else mode, window_ms=window_ms, daemon={"VmRSS_kib": mem.get("VmRSS"), "VmHWM_kib": mem.get("VmHWM"),
                                          "threads": mem.get("Threads"), "status": status.get("status"),
                                          "pool": started.get("pool")})
         return result
@@ -168,6 +176,14 @@ class Run:
                     log(f"  {r['polls']} polls ({r['polls_per_s']}/s), errors {r['errors']}, "
                         f"p50 {r['latency_ms']['p50']} ms p99 {r['latency_ms']['p99']} ms, "
                         f"job-info RPC {r['rpc']['job_info_per_s']}/s, login CPU {r['cpu_s_per_s']['login']} s/s")
+            if "coalesced" in modes:
+                for w in a.extra_windows:
+                    n = a.users[-1]
+                    log(f"{n} users, coalesced with status.window_ms = {w}")
+                    r = self.one_config({u.pw_name: all_jobs[u.pw_name] for u in users[:n]}, "coalesced", w)
+                    configs.append(r)
+                    log(f"  {r['polls']} polls, errors {r['errors']}, p99 {r['latency_ms']['p99']} ms, "
+                        f"job-info RPC {r['rpc']['job_info_per_s']}/s, login CPU {r['cpu_s_per_s']['login']} s/s")
             if a.storm_users:
                 storm = self.storm("coalesced" if "coalesced" in modes else modes[0])
                 log(f"  storm: {storm['acknowledged']} acknowledged, {storm['refused']} refused, "
@@ -216,7 +232,8 @@ def main(argv):
             "setup": "jobs submitted straight to Slurm as root (sbatch --uid), not through the bridge",
         },
         "config": {k: getattr(args, k) for k in ("users", "modes", "interval", "jitter", "intervals", "warmup",
-                                                 "running_every", "storm_users", "storm_span", "call_timeout")},
+                                                 "running_every", "storm_users", "storm_span", "call_timeout",
+                                                 "extra_windows")},
         "results": configs, "storm": storm,
     }
     report["targets"] = evaluate(report)
