@@ -54,6 +54,7 @@ class Meter:
     def __init__(self, cpu, daemon, slurm):
         self.cpu, self.daemon, self.slurm = cpu, daemon, slurm
         self.seen = {}              # command name -> samples it was seen in
+        self._coalescer0 = {}
         self._stop = threading.Event()
         self._sampler = None
 
@@ -76,7 +77,14 @@ class Meter:
                 "daemon": self.daemon.cpu_ns(), "client": children_cpu_ns(), "harness": self_cpu_ns(),
                 "machine": machine_busy_ns()}
 
+    def coalescer(self):
+        """The daemon's own counters of coalesced status ("status" object of
+        its `status`: batches, ids_queried, confirmations, refused), if any."""
+        status = (self.daemon.status() or {}).get("status")
+        return status if isinstance(status, dict) else {}
+
     def start(self):
+        self._coalescer0 = self.coalescer()
         self.slurm.sdiag_reset()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -86,6 +94,10 @@ class Meter:
         after = self.snap()
         self._stop.set()
         self._sampler.join()
+        end = self.coalescer()
+        # The daemon's claims over the window, next to what sdiag measured.
+        claims = {k: v - self._coalescer0.get(k, 0) for k, v in end.items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool)}
         rpcs = self.slurm.sdiag_counts()
         span = after["wall"] - before["wall"]
         cpu = {k: round((after[k] - before[k]) / 1e9 / span, 4)
@@ -96,7 +108,7 @@ class Meter:
         return span, cpu, {
             "job_info": job_info, "job_info_total": sum(job_info.values()),
             "job_info_per_s": round(sum(job_info.values()) / span, 3),
-            "all_rpcs": sum(rpcs.values()),
+            "all_rpcs": sum(rpcs.values()), "daemon_counters_in_window": claims,
         }, round(max(0.0, busy - ours) / (os.cpu_count() or 1), 3)
 
 

@@ -117,6 +117,13 @@ def evaluate(report):
     return t
 
 
+def batches(r):
+    """The daemon's own count of coalesced squeue runs per second in the
+    window (its claim; sdiag's job-info RPC/s is the measurement)."""
+    n = r["rpc"].get("daemon_counters_in_window", {}).get("batches")
+    return "—" if n is None else f"{n / r['window_s']:.2f}"
+
+
 def fmt(v, spec="{:.1f}"):
     return "—" if v is None else spec.format(v)
 
@@ -133,8 +140,8 @@ def markdown(report):
         out.append(f"{mode}: {why}.")
     out += ["", "| users | mode | polls/s | errors | p50 ms | p99 ms | job-info RPC/s | RPCs per poll | "
             "login CPU s/s | login CPU ms/poll | Slurm CPU s/s | daemon CPU s/s | daemon RSS MiB (peak) | "
-            "client CPU s/s | other load |",
-            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            "client CPU s/s | daemon's squeue batches/s | other load |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in sorted(report["results"], key=lambda r: (r["users"], r["mode"])):
         cpu, d = r["cpu_s_per_s"], r["daemon"]
         rss = f"{fmt((d['VmRSS_kib'] or 0) / 1024)} ({fmt((d['VmHWM_kib'] or 0) / 1024)})"
@@ -142,7 +149,7 @@ def markdown(report):
                    f"{fmt(r['latency_ms']['p50'])} | {fmt(r['latency_ms']['p99'])} | {r['rpc']['job_info_per_s']:.2f} | "
                    f"{fmt(ratio(r['rpc']['job_info_total'], r['polls']), '{:.3f}')} | {cpu['login']:.3f} | "
                    f"{fmt(r['login_cpu_ms_per_poll'])} | {cpu['slurm']:.3f} | {cpu['daemon']:.3f} | {rss} | "
-                   f"{cpu['client']:.3f} | {fmt((r['foreign_cpu_share'] or 0) * 100, '{:.0f}')}% |")
+                   f"{cpu['client']:.3f} | {batches(r)} | {fmt((r['foreign_cpu_share'] or 0) * 100, '{:.0f}')}% |")
     out += ["", "Programs counted as login host (seen under sshd, sampled every 0.2 s, most frequent first):", ""]
     for r in sorted(report["results"], key=lambda r: (r["users"], r["mode"])):
         out.append(f"- {r['users']} users {r['mode']}: {', '.join(list(r.get('login_processes_seen', {}))[:8])}")
