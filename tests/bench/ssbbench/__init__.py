@@ -26,7 +26,18 @@ Modules:
 
   measure       clocks, CPU and sshd-log meters, percentiles, one timed call
   floor_helper  the process that runs the `floor` path as the service account
+  floor_client  the harness's side of it
+  daemon        the `slurm-ssh-bridge serve` a run starts: status, CPU, memory, stop
   workload      the paths, the operations and their phases (class Bench)
   report        ratios, targets and the Markdown table from the JSON report
   cli           options, the run's order, the JSON report
+
+The thousand-user benchmark (tests/bench/thousand.py, run.sh --thousand-users):
+
+  thousand         options, the run's order (setup, user counts x status modes, storm), JSON
+  slurmctl         sdiag counters, the poll jobs (sbatch --uid), jobs by name, cancel
+  polling          the simulated users (one CLI query process per poll) and the window's meter
+  storm            the spawn storm and its checks against Slurm
+  thousand_report  table, ratios, targets
+  plot             the curve (matplotlib)
 """
