@@ -59,9 +59,9 @@ class Meter:
         self._sampler = None
 
     def _sample(self):
-        """Which programs the login-host cgroup holds, every 0.2 s: evidence
+        """Which programs the login-host cgroup holds, every 0.1 s: evidence
         that the CPU counted is sudo's, the wrapper's and squeue's too."""
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(0.1):
             names = set()
             for pid in self.cpu.procs("login"):
                 try:

@@ -58,9 +58,11 @@ def mode_targets(top, pu, co):
     t.append({"target": f"{label}: coalesced uses >= 20x fewer job-info RPCs than per-user",
               "met": rr is not None and rr >= 20, "value": f"{fmt(rr)}x ({rpc_per_s(pu)}/s vs {rpc_per_s(co)}/s)",
               "cause": None if rr and rr >= 20 else (
-                  f"at most one squeue per {window_ms(co)} ms window: with {pu['polls_per_s']} polls/s "
-                  f"(interval {pu['interval_s']:g} s) the ratio cannot exceed polls/s x window = {bound:.1f}x; "
-                  f"20x needs >= {20000 / window_ms(co):.0f} polls/s at this window")})
+                  f"coalesced runs at most one squeue per {window_ms(co)} ms window (cap "
+                  f"{1000 / window_ms(co):g}/s, here {rpc_per_s(co)}/s) whatever the number of users, per-user one "
+                  f"per poll ({pu['polls_per_s']}/s at a {pu['interval_s']:g} s interval): the ratio is about "
+                  f"polls/s x window = {bound:.1f}x; 20x needs >= {20000 / window_ms(co):.0f} polls/s at this "
+                  f"window, or a window >= {20000 / max(1e-9, pu['polls_per_s']):.0f} ms at this poll rate")})
     rc = ratio(login_per_s(pu), login_per_s(co))
     t.append({"target": f"{label}: coalesced uses >= 10x less login-host CPU than per-user",
               "met": rc is not None and rc >= 10,
@@ -68,7 +70,7 @@ def mode_targets(top, pu, co):
               "cause": None if rc and rc >= 10 else (
                   f"per-user pays {pu['login_cpu_ms_per_poll']} ms per poll; coalesced "
                   f"{login_per_s(co) * 1000 / max(1e-9, rpc_per_s(co)):.1f} ms per job-info RPC at "
-                  f"{rpc_per_s(co)} RPC/s (bounded by the window, as above)")})
+                  f"{rpc_per_s(co)} RPC/s: the batches' cost is bounded by the window, as the RPCs are")})
     limit = window_ms(co) + 2 * (pu["latency_ms"]["p99"] or 0)
     p99 = co["latency_ms"]["p99"]
     t.append({"target": f"{label}: coalesced p99 <= window_ms + 2 x per-user p99",
@@ -150,7 +152,7 @@ def markdown(report):
                    f"{fmt(ratio(r['rpc']['job_info_total'], r['polls']), '{:.3f}')} | {cpu['login']:.3f} | "
                    f"{fmt(r['login_cpu_ms_per_poll'])} | {cpu['slurm']:.3f} | {cpu['daemon']:.3f} | {rss} | "
                    f"{cpu['client']:.3f} | {batches(r)} | {fmt((r['foreign_cpu_share'] or 0) * 100, '{:.0f}')}% |")
-    out += ["", "Programs counted as login host (seen under sshd, sampled every 0.2 s, most frequent first):", ""]
+    out += ["", "Programs counted as login host (seen under sshd, sampled every 0.1 s, most frequent first):", ""]
     for r in sorted(report["results"], key=lambda r: (r["users"], r["mode"])):
         out.append(f"- {r['users']} users {r['mode']}: {', '.join(list(r.get('login_processes_seen', {}))[:8])}")
     res = by_key(report)
@@ -175,8 +177,8 @@ def markdown(report):
     s = report.get("storm")
     if s:
         out.append(f"Spawn storm ({s['mode']} daemon): {s['submits']} submits started within {s['last_launch_s']} s "
-                   f"(target {s['span_s']:g} s), {s['acknowledged']} acknowledged, {s['refused']} refused "
-                   f"{s['refusal_kinds'] or ''}, {s['unclear']} unclear; latency p50 {fmt(s['latency_ms']['p50'])} ms, "
+                   f"(target {s['span_s']:g} s), {s['acknowledged']} acknowledged, {s['refused']} refused"
+                   f"{' ' + str(s['refusal_kinds']) if s['refusal_kinds'] else ''}, {s['unclear']} unclear; latency p50 {fmt(s['latency_ms']['p50'])} ms, "
                    f"p99 {fmt(s['latency_ms']['p99'])} ms; Slurm listed {s['slurm_jobs']} storm jobs; "
                    f"left after cancel: {len(s['left_after_cancel'])}.")
         out.append("")
