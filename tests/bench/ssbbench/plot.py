@@ -24,6 +24,9 @@ def plot_curve(report, path):
               (axes[2], lambda r: r["latency_ms"]["p99"] or 0, "query latency p99, ms (client side)"))
     for ax, metric, title in panels:
         top = 0.0
+        highest = {}  # users -> the largest value of any mode there
+        for r in report["results"]:
+            highest[r["users"]] = max(highest.get(r["users"], 0), metric(r))
         for mode in sorted({r["mode"] for r in report["results"]}, key=lambda m: (m != "per_user", m != "coalesced", m)):
             colour, marker, label = style(mode)
             rows = sorted((r for r in report["results"] if r["mode"] == mode), key=lambda r: r["users"])
@@ -32,7 +35,9 @@ def plot_curve(report, path):
             top = max([top] + ys)
             ax.plot(xs, ys, color=colour, marker=marker, label=label)
             for x, y in zip(xs, ys):
-                ax.annotate(f"{y:.2f}" if y < 100 else f"{y:.0f}", (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)
+                offset = (4, 6) if y >= highest[x] else (4, -12)  # the highest label above its point
+                text = f"{y:.3f}" if y < 1 else f"{y:.2f}" if y < 100 else f"{y:.0f}"
+                ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
         ax.set_xlabel("simulated hub users (each polling its own job)")
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)

@@ -42,7 +42,7 @@ def parse_args(argv):
                     help="status.window_ms values (ms) also run in coalesced mode at the largest user count, "
                          "besides the default window ('' for none; default: %(default)s)")
     ap.add_argument("--jitter", type=float, default=0.1, help="+- share of the interval (default: %(default)s)")
-    ap.add_argument("--intervals", type=float, default=2.5, help="measured window, in intervals (default: %(default)s)")
+    ap.add_argument("--intervals", type=float, default=2.0, help="measured window, in intervals (default: %(default)s)")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of polling before the window (default: %(default)s)")
     ap.add_argument("--running-every", type=int, default=20, help="every Nth user's job runs, the rest are held")
     ap.add_argument("--storm-users", type=int, default=200, help="submits in the spawn storm (0: no storm)")
