@@ -165,6 +165,7 @@ class PollWorkload:
             "window_s": round(span, 2), "warmup_s": warmup_s,
             "polls": polls, "polls_per_s": round(polls / span, 3), "errors": len(whys),
             "error_kinds": count_kinds(whys), "latency_ms": summarize_ms(ok_ms),
+            "polls_over_1s": sum(ms > 1000 for ms in ok_ms),
             "rpc": rpc, "cpu_s_per_s": cpu, "foreign_cpu_share": foreign,
             "login_cpu_ms_per_poll": round(cpu["login"] * span * 1000 / polls, 2) if polls else None,
             "polls_outside_window": len(self.samples) - polls,
