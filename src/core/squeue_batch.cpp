@@ -58,24 +58,29 @@ std::optional<SqueueLine> parse_squeue_line(std::string_view line) {
   return out;
 }
 
-std::optional<std::map<std::string, SqueueLine>> parse_squeue_batch(const RemoteOutcome& outcome) {
-  std::map<std::string, SqueueLine> listed;
+bool squeue_takes_id(std::string_view job_id) {
+  if (!all_digits(job_id) || job_id.size() > 10 || job_id[0] == '0') return false;
+  return std::stoull(std::string(job_id)) <= 2147483647ULL;
+}
+
+SqueueBatch parse_squeue_batch(const RemoteOutcome& outcome) {
+  SqueueBatch batch;
   if (outcome.exit_status != 0) {
     std::string_view err(outcome.err);
     while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) err.remove_suffix(1);
-    if (outcome.out.empty() && err == kInvalidJobIdError) {
-      return listed;  // the only id asked about is unknown
-    }
-    return std::nullopt;
+    if (outcome.out.empty() && err == kInvalidJobIdError) return batch;  // the only id asked about is unknown
+    batch.kind = outcome.err.find("slurm_load_jobs error") != std::string::npos ? SqueueBatch::Kind::failed
+                                                                                : SqueueBatch::Kind::unexpected;
+    return batch;
   }
   std::string_view rest(outcome.out);
   while (!rest.empty()) {
     auto nl = rest.find('\n');
     auto line = rest.substr(0, nl);
     rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
-    if (auto parsed = parse_squeue_line(line)) listed[parsed->job_id] = std::move(*parsed);
+    if (auto parsed = parse_squeue_line(line)) batch.listed[parsed->job_id] = std::move(*parsed);
   }
-  return listed;
+  return batch;
 }
 
 RemoteOutcome missing_job_outcome() { return RemoteOutcome{1, "", std::string(kInvalidJobIdError) + "\n"}; }

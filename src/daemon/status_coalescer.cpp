@@ -5,7 +5,6 @@
 #include <set>
 
 #include "ssb/core/squeue_batch.hpp"
-#include "ssb/core/validate.hpp"
 
 namespace ssb::daemon {
 
@@ -14,7 +13,7 @@ StatusCoalescer::StatusCoalescer(bool enabled, std::chrono::milliseconds window,
 
 bool StatusCoalescer::accepts(const core::Request& request) const {
   if (!enabled_ || request.op != core::Op::query) return false;
-  if (request.job_id.find(';') != std::string::npos || !core::validate_job_id(request.job_id)) return false;
+  if (!core::squeue_takes_id(request.job_id)) return false;  // ";cluster", or beyond what squeue takes
   std::lock_guard<std::mutex> lock(mutex_);
   return !fell_back_;
 }
@@ -77,8 +76,9 @@ std::vector<StatusCoalescer::Decision> StatusCoalescer::finish_batch(std::uint64
     batch = std::move(it->second);
     in_flight_.erase(it);
   }
-  std::optional<std::map<std::string, core::SqueueLine>> listed;
-  if (result) listed = core::parse_squeue_batch(*result);
+  core::SqueueBatch parsed;
+  if (result) parsed = core::parse_squeue_batch(*result);
+  const auto& listed = parsed.listed;
   std::vector<Decision> out;
   std::uint64_t confirmations = 0, refused = 0;
   for (auto& job : batch.jobs) {
@@ -88,11 +88,14 @@ std::vector<StatusCoalescer::Decision> StatusCoalescer::finish_batch(std::uint64
     if (!result) {
       // As a per-user query that failed the same way: unknown, never gone.
       d.response = core::from_error(request, result.error());
-    } else if (!listed) {
-      // squeue itself failed (slurm_load_jobs error, munge, ...): what the
-      // wrapper would have passed through, its exit status and stderr.
+    } else if (parsed.kind == core::SqueueBatch::Kind::failed) {
+      // Slurm failed (slurm_load_jobs error: controller down, munge, ...):
+      // what the wrapper would have passed through, exit status and stderr.
       d.response = core::from_remote(request, core::RemoteOutcome{result->exit_status, "", result->err});
-    } else if (auto line = listed->find(request.job_id); line == listed->end()) {
+    } else if (parsed.kind == core::SqueueBatch::Kind::unexpected) {
+      d.kind = Decision::Kind::confirm;  // nothing known about this id: as today
+      ++confirmations;
+    } else if (auto line = listed.find(request.job_id); line == listed.end()) {
       d.kind = Decision::Kind::confirm;
       ++confirmations;
     } else if (line->second.owner != request.user) {

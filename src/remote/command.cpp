@@ -128,10 +128,12 @@ Result<RemoteCommand> build_status_batch(const config::Config& config, const std
   if (job_ids.empty()) return make_error(Errc::internal, "a status batch needs at least one job id");
   std::string list;
   for (const auto& id : job_ids) {
-    // The job-id rules, minus the ";cluster" form (not coalesced).
-    if (!core::validate_job_id(id) || id.find(';') != std::string::npos) {
+    // The job-id rules, minus the ";cluster" form (not coalesced) and ids
+    // squeue refuses on its own.
+    if (!core::validate_job_id(id) || !core::squeue_takes_id(id)) {
       return make_error(Errc::invalid_job_id,
-                        fmt::format("job id \"{}\" cannot go into a coalesced squeue: only plain job numbers can",
+                        fmt::format("job id \"{}\" cannot go into a coalesced squeue: only plain job numbers up "
+                                    "to 2147483647 can",
                                     core::printable(id)));
     }
     list += (list.empty() ? "" : ",") + id;

@@ -35,11 +35,26 @@ struct SqueueLine {
 // One line of kSqueueBatchFormat output; nullopt when it is not one.
 std::optional<SqueueLine> parse_squeue_line(std::string_view line);
 
-// The jobs a batch run listed, by id. nullopt when squeue failed (any exit
-// status but 0, except the lone-unknown-id case above, which lists nothing):
-// the caller then answers every request with squeue's own exit status and
-// stderr, as the wrapper would have passed them through.
-std::optional<std::map<std::string, SqueueLine>> parse_squeue_batch(const RemoteOutcome& outcome);
+// Whether squeue takes this id at all: plain digits up to 2^31-1. squeue
+// (22.05, measured) refuses a larger -j id itself, before asking the
+// controller ("squeue: error: Invalid job id: N", exit 1), and fails the whole
+// run with it: such ids are never put into a batch (the wrapper answers them).
+bool squeue_takes_id(std::string_view job_id);
+
+struct SqueueBatch {
+  enum class Kind {
+    listed,      // exit 0 (or the lone unknown id): `listed` holds what squeue printed
+    failed,      // Slurm's own failure ("slurm_load_jobs error: ..."), the same for every id
+    unexpected,  // any other failure: nothing can be said about any one id
+  };
+  Kind kind = Kind::listed;
+  std::map<std::string, SqueueLine> listed;
+};
+
+// What one batch run said. `failed` is answered to every request with
+// squeue's exit status and stderr, as the wrapper would have passed them
+// through; `unexpected` is confirmed per request with the wrapper.
+SqueueBatch parse_squeue_batch(const RemoteOutcome& outcome);
 
 // What the per-user wrapper prints for an id the controller does not know:
 // the answer to a request about a job that is not the user's.

@@ -36,6 +36,7 @@ TEST_CASE("status coalescer: accepts only queries for plain job numbers, only wh
   CHECK(on.accepts(query("alice", "12")->request));
   CHECK_FALSE(off.accepts(query("alice", "12")->request));
   CHECK_FALSE(on.accepts(query("alice", "12;cluster2")->request));  // the wrapper handles clusters
+  CHECK_FALSE(on.accepts(query("alice", "2147483648")->request));   // squeue refuses it, failing the whole batch
   auto cancel = query("alice", "12");
   cancel->request.op = core::Op::cancel;
   CHECK_FALSE(on.accepts(cancel->request));
@@ -212,8 +213,16 @@ TEST_CASE("status coalescer: a failed batch is unknown for everyone in it, never
     CHECK_FALSE(d.response.state);
   }
 
+  // A failure squeue gives for no id in particular: each asks its wrapper.
   c.add(a, t0 + 200ms);
-  auto r2 = c.start_round(t0 + 200ms);
+  c.add(b, t0 + 200ms);
+  auto r1 = c.start_round(t0 + 200ms);
+  auto odd = c.finish_batch(r1[0].id, core::RemoteOutcome{127, "", "sh: squeue: not found\n"});
+  REQUIRE(odd.size() == 2);
+  for (const auto& d : odd) CHECK(d.kind == StatusCoalescer::Decision::Kind::confirm);
+
+  c.add(a, t0 + 400ms);
+  auto r2 = c.start_round(t0 + 400ms);
   auto ds2 = c.finish_batch(r2[0].id, Result<core::RemoteOutcome>(Error{Errc::timeout, "no answer in 30 s"}));
   REQUIRE(ds2.size() == 1);
   CHECK(ds2[0].response.error->code == Errc::timeout);

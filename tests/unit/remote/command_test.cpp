@@ -280,7 +280,7 @@ TEST_CASE("command: the coalesced squeue is the service account's own, fixed for
   CHECK(rc->command.find("sudo") == std::string::npos);
   c.status.squeue = "/opt/slurm/bin/squeue";
   CHECK(build_status_batch(c, {"1"})->command == "exec '/opt/slurm/bin/squeue' -h -j '1' -o '%i|%u|%T|%B|%r|%S'");
-  for (const char* bad : {"12;cluster", "", "1 2", "01", "1,2", "$(id)", "-1", "abc"}) {
+  for (const char* bad : {"12;cluster", "", "1 2", "01", "1,2", "$(id)", "-1", "abc", "2147483648"}) {
     auto r = build_status_batch(c, {"5", bad});
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == Errc::invalid_job_id);
