@@ -81,7 +81,7 @@ void CoalescedStatus::start_batch(const StatusCoalescer::Batch& batch) {
   job->internal = true;
   const auto id = batch.id;
   const auto ids = batch.job_ids.size();
-  job->done = [this, id, ids](core::Response response) { on_batch_done(id, ids, response); };
+  job->done = [this, id, ids](const core::Response& response) { on_batch_done(id, ids, response); };
   hooks_.enqueue(std::move(job));
 }
 

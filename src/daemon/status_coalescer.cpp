@@ -92,10 +92,11 @@ std::vector<StatusCoalescer::Decision> StatusCoalescer::finish_batch(std::uint64
       // Slurm failed (slurm_load_jobs error: controller down, munge, ...):
       // what the wrapper would have passed through, exit status and stderr.
       d.response = core::from_remote(request, core::RemoteOutcome{result->exit_status, "", result->err});
-    } else if (parsed.kind == core::SqueueBatch::Kind::unexpected) {
-      d.kind = Decision::Kind::confirm;  // nothing known about this id: as today
-      ++confirmations;
-    } else if (auto line = listed.find(request.job_id); line == listed.end()) {
+    } else if (auto line =
+                   parsed.kind == core::SqueueBatch::Kind::unexpected ? listed.end() : listed.find(request.job_id);
+               line == listed.end()) {
+      // Not listed, or an unexpected failure (nothing known about this id):
+      // the per-user wrapper answers, as today.
       d.kind = Decision::Kind::confirm;
       ++confirmations;
     } else if (line->second.owner != request.user) {

@@ -44,6 +44,7 @@ job() { # SLEEP_S [DIRECTIVE...]: a job script on stdout
 submit() { job "${@:2}" | bridge --mode direct --user "$1" submit; }  # USER SLEEP [DIRECTIVE...]
 slurm_state() { squeue -h -t all -j "$1" -o '%T' 2>/dev/null; }       # as root, for set-up waits only
 state_is() { [[ $(slurm_state "$1") == "$2" ]]; }
+job_gone() { [[ -z $(slurm_state "$1") ]]; }
 
 # answer MODE USER JOB: one query's stdout, stderr and exit status as one
 # comparable text (the bytes, trailing newlines included).
@@ -103,7 +104,7 @@ if wait_for 60 state_is "$RA" RUNNING && wait_for 60 state_is "$RB" RUNNING && w
     expect_eq "$(bridge --mode daemon --user "$A" query "$PA")" "PENDING n/a" "  ... which is 'PENDING n/a'"
     same_answer "$A" 2147483647 "an id slurmctld never knew"
     same_answer "$A" 4000000000 "an id squeue itself refuses (beyond 2^31-1)"
-    if wait_for 60 eval '[[ -z $(slurm_state "$E") ]]'; then
+    if wait_for 60 job_gone "$E"; then
         same_answer "$A" "$E" "a job gone from slurmctld's memory (past MinJobAge)"
         info "gone: $ANSWER"
     else
@@ -173,7 +174,11 @@ b1=$(status_field batches)
 q1=$(status_field ids_queried)
 n=${#pairs[@]}
 info "$n concurrent queries (4 users, 6 ids) answered by $((b1 - b0)) squeue run(s) for $((q1 - q0)) ids"
-(( b1 - b0 >= 1 && (b1 - b0) * 10 <= n )) && pass "batches" || fail "$n queries took $((b1 - b0)) squeue runs (want 1..$((n / 10)))"
+if (( b1 - b0 >= 1 && (b1 - b0) * 10 <= n )); then
+    pass "$n queries: $((b1 - b0)) squeue runs"
+else
+    fail "$n queries took $((b1 - b0)) squeue runs (want 1..$((n / 10)))"
+fi
 bad=0
 while IFS=$'\t' read -r pr code out err slurm; do
     ref=$(grep -F -m1 "$pr"$'\t' "$REF" | cut -f2-4)
