@@ -17,6 +17,7 @@ CoalescedStatus::~CoalescedStatus() { stop(); }
 void CoalescedStatus::start() {
   if (config_.status.mode != config::StatusMode::coalesced || thread_.joinable()) return;
   thread_ = std::thread([this] { run(); });
+  running_ = true;
 }
 
 void CoalescedStatus::wake() {
@@ -28,7 +29,7 @@ void CoalescedStatus::wake() {
 }
 
 bool CoalescedStatus::offer(const std::shared_ptr<Job>& job) {
-  if (job->internal || job->per_user || !thread_.joinable() || !coalescer_.accepts(job->request)) return false;
+  if (job->internal || job->per_user || !running_ || !coalescer_.accepts(job->request)) return false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stop_) return false;  // the pool answers it (shutting down)

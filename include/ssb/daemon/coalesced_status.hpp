@@ -69,7 +69,8 @@ class CoalescedStatus {
   // Requests of a finished batch on their way to an answer or a
   // confirmation: still held, so that a drain does not end between.
   std::atomic<std::size_t> in_hand_{0};
-  bool dirty_ = false;  // something changed: look at next_round() again
+  std::atomic<bool> running_{false};  // the round thread runs: offer() may take requests
+  bool dirty_ = false;                // something changed: look at next_round() again
   bool stop_ = false;
   std::thread thread_;
 };
