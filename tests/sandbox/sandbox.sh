@@ -74,7 +74,7 @@ source "$SCRIPT_DIR/lib/up.sh"
 usage() {
     cat >&2 <<EOF
 usage: $PROG up DIR [--max-sessions N] [--max-startups SPEC] [--accept-env] [--nodes N] [--cpus N]
-                [--bulk-users N]
+                [--private-data SPEC] [--bulk-users N]
        $PROG down DIR [--purge]
        $PROG stop SERVICE DIR [--kill] [--listener-only]
        $PROG start SERVICE DIR
@@ -89,6 +89,7 @@ usage: $PROG up DIR [--max-sessions N] [--max-startups SPEC] [--accept-env] [--n
                                 (bridge.toml then uses env method "setenv")
             --nodes N           number of compute nodes, 1-8 (default 1)
             --cpus N            CPUs declared per node, 1-256 (default 8)
+            --private-data SPEC slurm.conf PrivateData (e.g. jobs; default: not set)
             --bulk-users N      also N accounts of this sandbox only (sb<ID>u0001..,
                                 in the users' group; removed by down), for load tests
   down    cancel the sandbox's jobs, stop its processes by PID, remove its
