@@ -60,6 +60,10 @@ struct Config {
     int max_pending_per_client = 256;
     int idle_timeout_s = 600;
     int line_timeout_s = 30;
+    // Local accounts (names or uids) and groups whose processes may use
+    // the socket; both empty: whoever the socket's mode admits.
+    std::vector<std::string> allowed_users;
+    std::vector<std::string> allowed_groups;
   } daemon;
 
   struct Pool {
