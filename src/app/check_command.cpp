@@ -194,6 +194,42 @@ Blocker check_sudo(Check& c) {
   return {};
 }
 
+// status.mode = "coalesced" answers from the service account's own squeue:
+// it must see every user's jobs. slurm.conf's PrivateData=jobs hides them
+// unless the account has an operator role (AdminLevel Operator or
+// Administrator, which needs slurmdbd).
+Blocker check_status(Check& c) {
+  if (c.config.status.mode != config::StatusMode::coalesced) {
+    c.add(Verdict::ok, "status.mode = \"per_user\": each query runs the sudo'd slurmspawner_squeue");
+    return {};
+  }
+  bool started = false;
+  auto probe = ssh::run_to_completion(*c.session, remote::build_visibility_probe(c.config), c.timeout(), c.max_output(),
+                                      started);
+  if (!probe) {
+    c.add(Verdict::fail, probe.error().message);
+    return {};
+  }
+  if (probe->exit_status != 0) {
+    c.add(Verdict::fail, fmt::format("`scontrol show config` failed as {} (needed to judge status.mode = "
+                                     "\"coalesced\"): {}",
+                                     c.config.ssh.user, trim_lines(probe->err + probe->out)));
+    return {};
+  }
+  std::string private_data, admin_level;
+  for (const auto& line : {std::string("privatedata="), std::string("adminlevel=")}) {
+    auto at = probe->out.find(line);
+    if (at == std::string::npos) continue;
+    auto end = probe->out.find('\n', at);
+    auto value =
+        probe->out.substr(at + line.size(), end == std::string::npos ? std::string::npos : end - at - line.size());
+    (line[0] == 'p' ? private_data : admin_level) = value;
+  }
+  auto [verdict, detail] = judge_job_visibility(c.config.ssh.user, private_data, admin_level);
+  c.add(verdict ? Verdict::ok : Verdict::warn, detail);
+  return {};
+}
+
 struct Step {
   const char* name;
   Blocker (*run)(Check&);
@@ -203,10 +239,31 @@ struct Step {
 constexpr Step kSteps[] = {
     {"config", check_config},     {"identity", check_identity}, {"known_hosts", check_known_hosts},
     {"connect", check_connect},   {"host_key", check_host_key}, {"auth", check_auth},
-    {"wrappers", check_wrappers}, {"sudo", check_sudo},
+    {"wrappers", check_wrappers}, {"sudo", check_sudo},         {"status", check_status},
 };
 
 }  // namespace
+
+std::pair<bool, std::string> judge_job_visibility(const std::string& account, const std::string& private_data,
+                                                  const std::string& admin_level) {
+  const bool hides_jobs = private_data.find("jobs") != std::string::npos;
+  const bool operator_role = admin_level == "Operator" || admin_level == "Administrator";
+  if (!hides_jobs) {
+    return {true, fmt::format("PrivateData = {}: {} sees every user's jobs; coalesced status answers from one squeue "
+                              "per status.window_ms",
+                              private_data.empty() ? "(not set)" : private_data, account)};
+  }
+  if (operator_role) {
+    return {true, fmt::format("PrivateData = {}, but {} has AdminLevel {}: it sees every user's jobs", private_data,
+                              account, admin_level)};
+  }
+  return {false,
+          fmt::format("PrivateData = {} hides other users' jobs from {} (AdminLevel: {}): status.mode = "
+                      "\"coalesced\" will fall back to per_user at the first job its squeue misses. Either give {} "
+                      "an operator role (`sacctmgr modify user {} set adminlevel=Operator`, needs slurmdbd) or "
+                      "drop \"jobs\" from PrivateData in slurm.conf; or set status.mode = \"per_user\"",
+                      private_data, account, admin_level.empty() ? "none or unknown" : admin_level, account, account)};
+}
 
 int run_check_command(const config::Config& config, const Options& options, Io& io) {
   Report report(options.json, io.out);

@@ -236,6 +236,39 @@ Key client_mode_key() {
   return k;
 }
 
+Key status_mode_key() {
+  Key k;
+  k.info = {"status.mode", "string", "\"per_user\"",
+            "Daemon: how queries are answered. \"per_user\": one sudo'd slurmspawner_squeue run per query; "
+            "\"coalesced\": one squeue run as the service account for all job ids asked about in a window "
+            "(status.window_ms), answering each user only about their own jobs (README, \"Coalesced status\")."};
+  k.type = Type::string;
+  k.set = [](Config& c, const Value& v) -> std::optional<std::string> {
+    const auto& s = std::get<std::string>(v);
+    if (auto why = one_of(s, {"per_user", "coalesced"})) return why;
+    c.status.mode = s == "per_user" ? StatusMode::per_user : StatusMode::coalesced;
+    return std::nullopt;
+  };
+  k.get = [](const Config& c) { return quote_toml(c.status.mode == StatusMode::per_user ? "per_user" : "coalesced"); };
+  return k;
+}
+
+// A command on the login host: a bare name (found on the service account's
+// PATH) or an absolute path. Either way it is quoted as one word.
+std::optional<std::string> command_name(const std::string& s) {
+  if (s.empty()) return std::string("must not be empty");
+  if (s[0] == '/') return std::nullopt;
+  for (char c : s) {
+    bool ok =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+    if (!ok || s[0] == '-') {
+      return fmt::format("must be a command name (letters, digits, '.', '-', '_') or an absolute path, got {}",
+                         quote_toml(s));
+    }
+  }
+  return std::nullopt;
+}
+
 // A member accessor for the key table; `member` is a path (ssh.host), which
 // parentheses would break.
 #define SSB_REF(member) \
@@ -337,6 +370,18 @@ const std::vector<Key>& keys() {
                         "First delay before reconnecting a failed connection (doubles, with jitter)."));
     t.push_back(int_key("pool.reconnect_max_ms", SSB_REF(pool.reconnect_max_ms), 1, 3600000,
                         "Largest delay between reconnect attempts."));
+    t.push_back(status_mode_key());
+    t.push_back(int_key("status.window_ms", SSB_REF(status.window_ms), 10, 60000,
+                        "Coalesced status: least milliseconds between the starts of two squeue runs; queries "
+                        "arriving meanwhile wait for the next run. Bounds the service account's RPC rate "
+                        "(compare slurm.conf's rl_refill_rate)."));
+    t.push_back(int_key("status.max_ids", SSB_REF(status.max_ids), 1, 5000,
+                        "Coalesced status: most job ids on one squeue command line; more in a window are split "
+                        "into several runs."));
+    t.push_back(string_key("status.squeue", SSB_REF(status.squeue),
+                           "Coalesced status: squeue on the login host, run as the service account (no sudo): a "
+                           "command name on its PATH or an absolute path.",
+                           command_name));
     t.push_back(client_mode_key());
     t.push_back(int_key("client.daemon_connect_timeout_ms", SSB_REF(client.daemon_connect_timeout_ms), 1, 60000,
                         "How long the CLI waits for the daemon's socket to accept."));

@@ -27,7 +27,13 @@ namespace {
 constexpr auto kConnectSpacing = std::chrono::milliseconds(250);
 }  // namespace
 
-Pool::Pool(const config::Config& config) : config_(config), gate_(kConnectSpacing) {
+Pool::Pool(const config::Config& config)
+    : config_(config), gate_(kConnectSpacing),
+      coalesced_(config,
+                 CoalescedStatus::Hooks{
+                     [this](std::shared_ptr<Job> job) { enqueue(std::move(job)); },
+                     [this](const std::shared_ptr<Job>& job, core::Response r) { report(job, std::move(r), -1); },
+                 }) {
   JobSource& source = *this;
   for (int i = 0; i < config.pool.connections; ++i) {
     workers_.push_back(std::make_unique<Worker>(source, gate_, config, i));
@@ -39,12 +45,14 @@ Pool::~Pool() { stop(); }
 Status Pool::start() {
   if (auto lib = ssh::load_libssh(); !lib) return lib.error();
   for (auto& w : workers_) w->start();
+  coalesced_.start();
   return {};
 }
 
 void Pool::enqueue(std::shared_ptr<Job> job) {
   auto now = Clock::now();
-  job->enqueued = now;
+  if (job->enqueued == Clock::time_point{}) job->enqueued = now;  // a confirmation keeps its request's
+  if (coalesced_.offer(job)) return;
   job->queue_deadline = now + std::chrono::seconds(config_.pool.queue_timeout_s);
   Error refusal;
   {
@@ -77,8 +85,9 @@ std::size_t Pool::free_channels() const {
 }
 
 std::size_t Pool::pending() const {
+  std::size_t n = coalesced_.held();
   std::lock_guard<std::mutex> lock(mutex_);
-  return queue_.size() + running_;
+  return n + queue_.size() + running_;
 }
 
 bool Pool::has_queued() const {
@@ -128,11 +137,19 @@ void Pool::requeue_front(std::shared_ptr<Job> job) {
 }
 
 void Pool::finish(const std::shared_ptr<Job>& job, core::Response response, int worker) {
-  response.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - job->enqueued).count();
-  response.path = "daemon";
   {
     std::lock_guard<std::mutex> lock(mutex_);
     --running_;
+  }
+  report(job, std::move(response), worker);
+}
+
+void Pool::report(const std::shared_ptr<Job>& job, core::Response response, int worker) {
+  response.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - job->enqueued).count();
+  response.path = "daemon";
+  if (job->internal) {
+    job->done(std::move(response));  // CoalescedStatus logs and counts its batches
+    return;
   }
   stats_.record(response);
   if (log::enabled(log::Level::info)) {
@@ -180,6 +197,9 @@ void Pool::stop() {
     if (stopping_ && workers_.empty()) return;
     stopping_ = true;
   }
+  // No new rounds; what waits for one is answered. Batches already queued
+  // or running are answered below, with their requests.
+  coalesced_.stop();
   for (auto& w : workers_) w->request_stop();
   for (auto& w : workers_) w->join();
   fail_queued(Error{Errc::shutting_down, "the daemon is shutting down; retry shortly"});
@@ -201,6 +221,7 @@ nlohmann::json Pool::status() const {
   j["connections"] = conns;
   j["queue_depth"] = queued;
   j["running"] = running;
+  j["status"] = coalesced_.status();
   j["pool"] = {{"connections", config_.pool.connections},
                {"channels_per_connection", config_.pool.channels_per_connection},
                {"queue_size", config_.pool.queue_size}};

@@ -154,7 +154,7 @@ void Worker::drop_session(const Error& why, Clock::time_point now) {
 
 void Worker::start_job(std::shared_ptr<Job> job, Clock::time_point now) {
   Active a;
-  a.exec = std::make_unique<ssh::Exec>(remote::build(job->request, config_),
+  a.exec = std::make_unique<ssh::Exec>(job->command ? *job->command : remote::build(job->request, config_),
                                        static_cast<std::size_t>(config_.limits.max_output_bytes));
   a.deadline = now + std::chrono::seconds(config_.ssh.command_timeout_s);
   a.job = std::move(job);

@@ -190,6 +190,13 @@ json response_to_json(const core::Response& r) {
     j["stderr"] = r.remote->err;
   }
   if (!r.notices.empty()) j["notices"] = r.notices;
+  if (r.slurm) {
+    auto or_null = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
+    j["slurm"] = json{{"state", r.slurm->state},
+                      {"node", or_null(r.slurm->node)},
+                      {"reason", or_null(r.slurm->reason)},
+                      {"expected_start", or_null(r.slurm->expected_start)}};
+  }
   j["elapsed_ms"] = r.elapsed_ms;
   if (!r.path.empty()) j["path"] = r.path;
   if (r.error) j["error"] = json{{"code", std::string(to_string(r.error->code))}, {"message", r.error->message}};
@@ -240,6 +247,15 @@ Result<core::Response> response_from_json(const json& j) {
     if (j.contains("exit_status")) {
       r.remote = core::RemoteOutcome{j.at("exit_status").get<int>(), j.value("stdout", std::string()),
                                      j.value("stderr", std::string())};
+    }
+    if (auto it = j.find("slurm"); it != j.end() && it->is_object()) {
+      auto opt = [&](const char* name) -> std::optional<std::string> {
+        auto f = it->find(name);
+        if (f == it->end() || f->is_null()) return std::nullopt;
+        return f->get<std::string>();
+      };
+      r.slurm =
+          core::SlurmDetails{it->value("state", std::string()), opt("node"), opt("reason"), opt("expected_start")};
     }
     r.elapsed_ms = j.value("elapsed_ms", std::int64_t{0});
     r.path = j.value("path", std::string());

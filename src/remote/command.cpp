@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "ssb/core/response.hpp"
+#include "ssb/core/squeue_batch.hpp"
+#include "ssb/core/validate.hpp"
 
 namespace ssb::remote {
 
@@ -119,6 +121,44 @@ RemoteCommand build(const core::Request& request, const config::Config& config) 
   // not secret; it is quoted all the same.
   rc.command = fmt::format("SLURMSPAWNER_JOB_ID={}; export SLURMSPAWNER_JOB_ID; exec {} {}", sh_quote(request.job_id),
                            sudo_prefix(config, request.user), wrapper);
+  return rc;
+}
+
+Result<RemoteCommand> build_status_batch(const config::Config& config, const std::vector<std::string>& job_ids) {
+  if (job_ids.empty()) return make_error(Errc::internal, "a status batch needs at least one job id");
+  std::string list;
+  for (const auto& id : job_ids) {
+    // The job-id rules, minus the ";cluster" form (not coalesced) and ids
+    // squeue refuses on its own.
+    if (!core::validate_job_id(id) || !core::squeue_takes_id(id)) {
+      return make_error(Errc::invalid_job_id,
+                        fmt::format("job id \"{}\" cannot go into a coalesced squeue: only plain job numbers up "
+                                    "to 2147483647 can",
+                                    core::printable(id)));
+    }
+    list += (list.empty() ? "" : ",") + id;
+  }
+  RemoteCommand rc;
+  rc.command = fmt::format("exec {} -h -j {} -o {}", sh_quote(config.status.squeue), sh_quote(list),
+                           sh_quote(core::kSqueueBatchFormat));
+  return rc;
+}
+
+RemoteCommand build_visibility_probe(const config::Config& config) {
+  // Two facts, one line each, for `check` to judge (app/check_command.cpp):
+  // "privatedata=..." from the controller's running configuration and
+  // "adminlevel=..." for the service account. Fixed text: nothing
+  // user-controlled. scontrol and sacctmgr sit next to squeue when
+  // status.squeue is a path.
+  const std::string& squeue = config.status.squeue;
+  auto slash = squeue.rfind('/');
+  const std::string dir = slash == std::string::npos ? std::string() : squeue.substr(0, slash + 1);
+  RemoteCommand rc;
+  rc.command = fmt::format(
+      "ssb_cf=$({scontrol} show config 2>&1) || {{ printf '%s\\n' \"$ssb_cf\" >&2; exit 1; }}; "
+      "printf '%s\\n' \"$ssb_cf\" | sed -n 's/^PrivateData *= */privatedata=/p'; "
+      "echo \"adminlevel=$({sacctmgr} -n -P show user \"$(id -un)\" format=adminlevel 2>/dev/null)\"",
+      fmt::arg("scontrol", sh_quote(dir + "scontrol")), fmt::arg("sacctmgr", sh_quote(dir + "sacctmgr")));
   return rc;
 }
 

@@ -323,8 +323,19 @@ for mode in daemon direct; do
     # accounts sudoers does not allow: refused by sudo -n, at once, never a prompt
     for who in "$SANDBOX_OUTSIDER" root "$SANDBOX_SERVICE_USER" nobody daemon no.such.user; do
         t0=$(now_ms)
-        expect_exit 255 "$BRIDGE" "${HD[@]}" --mode "$mode" --user "$who" query "$J1"
-        expect_match "$STDERR" "^slurm-ssh-bridge: auth: sudo on the login host refused to run the query wrapper as $who: " "$mode: sudo refuses $who: one auth line (never the wrapper's output)"
+        if [[ $mode == daemon && ${SLURM_SSH_BRIDGE_STATUS_MODE:-} == coalesced ]]; then
+            # Coalesced status runs no sudo for a query: the daemon's owner
+            # check answers $J1 (alice's) to $who as a gone job, never its
+            # state. sudo's refusal is then checked on cancel, which is never
+            # coalesced.
+            expect_exit 1 "$BRIDGE" "${HD[@]}" --mode "$mode" --user "$who" query "$J1"
+            expect_eq "$STDOUT$STDERR" "slurm_load_jobs error: Invalid job id specified" "$mode (coalesced): $who is told nothing about job $J1"
+            expect_exit 255 "$BRIDGE" "${HD[@]}" --mode "$mode" --user "$who" cancel "$J1"
+            expect_match "$STDERR" "^slurm-ssh-bridge: auth: sudo on the login host refused to run the cancel wrapper as $who: " "$mode: sudo refuses $who's cancel: one auth line (never the wrapper's output)"
+        else
+            expect_exit 255 "$BRIDGE" "${HD[@]}" --mode "$mode" --user "$who" query "$J1"
+            expect_match "$STDERR" "^slurm-ssh-bridge: auth: sudo on the login host refused to run the query wrapper as $who: " "$mode: sudo refuses $who: one auth line (never the wrapper's output)"
+        fi
         dt=$(($(now_ms) - t0))
         ((dt < 10000)) || fail "$mode: sudo's refusal for $who took $dt ms (a prompt?)"
     done

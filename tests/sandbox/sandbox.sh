@@ -73,7 +73,7 @@ source "$SCRIPT_DIR/lib/up.sh"
 
 usage() {
     cat >&2 <<EOF
-usage: $PROG up DIR [--max-sessions N] [--max-startups SPEC] [--accept-env] [--nodes N] [--cpus N]
+usage: $PROG up DIR [--max-sessions N] [--max-startups SPEC] [--accept-env] [--nodes N] [--cpus N] [--private-data SPEC]
        $PROG down DIR [--purge]
        $PROG stop SERVICE DIR [--kill] [--listener-only]
        $PROG start SERVICE DIR
@@ -88,6 +88,7 @@ usage: $PROG up DIR [--max-sessions N] [--max-startups SPEC] [--accept-env] [--n
                                 (bridge.toml then uses env method "setenv")
             --nodes N           number of compute nodes, 1-8 (default 1)
             --cpus N            CPUs declared per node, 1-256 (default 8)
+            --private-data SPEC slurm.conf PrivateData (e.g. jobs; default: not set)
   down    cancel the sandbox's jobs, stop its processes by PID, remove its
           sudoers fragment and port reservation; keeps DIR (logs) unless --purge.
   stop    stop one SERVICE (${SERVICES[*]}); --kill uses SIGKILL;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "ssb/app/application.hpp"
 #include "ssb/config/config.hpp"
@@ -26,5 +27,11 @@ int run_serve_command(const config::Config& config, Io& io);
 int run_status_command(const config::Config& config, Io& io);
 // check: diagnose the configuration and the path to the login host.
 int run_check_command(const config::Config& config, const Options& options, Io& io);
+
+// check's "status" step, coalesced mode: whether `account` sees other
+// users' jobs, given slurm.conf's PrivateData and its AdminLevel (empty when
+// unknown); the verdict (true: it does) and the line to print.
+std::pair<bool, std::string> judge_job_visibility(const std::string& account, const std::string& private_data,
+                                                  const std::string& admin_level);
 
 }  // namespace ssb::app

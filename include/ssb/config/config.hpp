@@ -18,6 +18,7 @@ inline constexpr const char* kConfigPathEnv = "SLURM_SSH_BRIDGE_CONFIG";
 
 enum class EnvMethod { stdin_records, setenv };
 enum class ClientMode { auto_select, daemon, direct };
+enum class StatusMode { per_user, coalesced };
 
 struct Config {
   struct Ssh {
@@ -74,6 +75,16 @@ struct Config {
     int reconnect_min_ms = 200;
     int reconnect_max_ms = 30000;
   } pool;
+
+  // How the daemon answers queries: one sudo'd wrapper run per query, or
+  // one squeue run as the service account for every id asked about in a
+  // window (daemon/status_coalescer.hpp).
+  struct Status {
+    StatusMode mode = StatusMode::per_user;
+    int window_ms = 200;
+    int max_ids = 500;
+    std::string squeue = "squeue";
+  } status;
 
   struct Client {
     ClientMode mode = ClientMode::auto_select;

@@ -20,6 +20,15 @@ struct RemoteOutcome {
   std::string err;
 };
 
+// What a coalesced squeue line says about a job beyond the wrapper's
+// "STATE HOST" (JSON only: the "slurm" object). Absent values are null.
+struct SlurmDetails {
+  std::string state;                          // %T
+  std::optional<std::string> node;            // %B, unless "n/a" (not running yet)
+  std::optional<std::string> reason;          // %r, unless "None"
+  std::optional<std::string> expected_start;  // %S as Slurm prints it, unless N/A, Unknown, None
+};
+
 struct Response {
   Op op = Op::query;
   std::string user;
@@ -34,6 +43,9 @@ struct Response {
   // kNoticePrefix (e.g. the hub's HOME differs from the passwd entry's). They
   // stay in remote->err too; the daemon logs them.
   std::vector<std::string> notices;
+  // query, coalesced mode: set when the answer came from a batch squeue line
+  // for a job the user owns; never in per_user mode.
+  std::optional<SlurmDetails> slurm;
 
   bool ok() const { return !error.has_value(); }
 };

@@ -4,10 +4,12 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "ssb/core/request.hpp"
 #include "ssb/core/response.hpp"
+#include "ssb/remote/command.hpp"
 
 namespace ssb::daemon {
 
@@ -23,6 +25,14 @@ struct Job {
   // A retry must run on a connection opened after the failure, not on a
   // sibling that may have died in the same outage.
   Clock::time_point needs_session_after{};
+  // The daemon's own work (a coalesced status batch, CoalescedStatus): runs
+  // this command instead of the request's wrapper, and is neither counted
+  // in the request statistics nor logged as a request.
+  std::optional<remote::RemoteCommand> command;
+  bool internal = false;
+  // A coalesced query's confirmation: runs the per-user wrapper, and must
+  // never go back to the coalescer.
+  bool per_user = false;
 };
 
 }  // namespace ssb::daemon

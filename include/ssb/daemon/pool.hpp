@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "ssb/config/config.hpp"
+#include "ssb/daemon/coalesced_status.hpp"
 #include "ssb/daemon/connect_gate.hpp"
 #include "ssb/daemon/job.hpp"
 #include "ssb/daemon/job_source.hpp"
@@ -44,7 +45,7 @@ class Pool final : private JobSource {
   // (done(shutting_down)) when stopping.
   void enqueue(std::shared_ptr<Job> job);
 
-  // Requests queued or running.
+  // Requests queued, running, or waiting for a coalesced status round.
   std::size_t pending() const;
 
   // Stops the workers: whatever still runs or waits is completed with
@@ -63,6 +64,8 @@ class Pool final : private JobSource {
   void session_down() override { connected_.fetch_sub(1); }
   void connect_failed(const Error& error) override;
 
+  // Completes a request: elapsed time, statistics, the log line, done().
+  void report(const std::shared_ptr<Job>& job, core::Response response, int worker);
   void fail_queued(const Error& error);
   void wake_all();
   std::size_t free_channels() const;  // mutex_ held
@@ -76,6 +79,7 @@ class Pool final : private JobSource {
   std::atomic<int> connected_{0};
   ConnectGate gate_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  CoalescedStatus coalesced_;  // after everything its hooks use
   Clock::time_point started_ = Clock::now();
 };
 

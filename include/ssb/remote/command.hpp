@@ -32,6 +32,16 @@ std::string wrapper_path(const config::Config& config, core::Op op);
 // The command for a validated submit, query or cancel request.
 RemoteCommand build(const core::Request& request, const config::Config& config);
 
+// status.mode = "coalesced": the service account's own squeue (no sudo)
+// for these job ids, in core::kSqueueBatchFormat. Every id must be a plain
+// job number (digits, no cluster suffix: those are never coalesced); any
+// other is refused with Errc::invalid_job_id, and nothing is built.
+Result<RemoteCommand> build_status_batch(const config::Config& config, const std::vector<std::string>& job_ids);
+
+// `check`, coalesced mode: what the service account may see of other
+// users' jobs: slurm.conf's PrivateData, and its own AdminLevel.
+RemoteCommand build_visibility_probe(const config::Config& config);
+
 // `check`: lists which wrappers are missing or not executable for the
 // service account; prints one "missing PATH" line per problem.
 RemoteCommand build_wrapper_probe(const config::Config& config);

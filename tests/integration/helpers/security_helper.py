@@ -236,6 +236,11 @@ def check_argv(cg_out, wdir, spool):
         r"exec '/usr/bin/sudo' -n -u " + q(user) + " -- " + q(W + "/slurmspawner_sbatch"),
     ]
     login_forms = ["(?:" + ident + ")?" + f for f in login_forms]
+    # status.mode = "coalesced": the service account's own squeue for a
+    # batch of validated job numbers (remote::build_status_batch), no sudo,
+    # no identity prefix, nothing user-controlled.
+    batch_ids = r"[1-9][0-9]*(?:,[1-9][0-9]*)*"
+    login_forms.append(r"exec 'squeue' -h -j '" + batch_ids + r"' -o '%i\|%u\|%T\|%B\|%r\|%S'")
     c = {"processes": 0, "sudo": 0, "wrapper": 0, "slurm_cmd": 0, "login_shell": 0, "snippet": 0, "infra": 0,
          "unexpected": 0}
     bad = []
@@ -268,6 +273,11 @@ def check_argv(cg_out, wdir, spool):
                         (a0 == "/usr/bin/squeue" and len(argv) == 6 and argv[1:3] == ["-h", "-j"]
                          and argv[3].isdigit() and argv[4:] == ["-o", "%T %B"]) or \
                         (a0 == "/usr/bin/scancel" and len(argv) == 2 and argv[1].isdigit()):
+                    c["slurm_cmd"] += 1
+                    continue
+            elif a0 == "squeue":
+                if len(argv) == 6 and argv[1:3] == ["-h", "-j"] and re.fullmatch(batch_ids, argv[3]) \
+                        and argv[4:] == ["-o", "%i|%u|%T|%B|%r|%S"]:
                     c["slurm_cmd"] += 1
                     continue
             elif a0 in ("bash", "-bash", "/bin/bash"):

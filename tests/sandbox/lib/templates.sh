@@ -137,6 +137,8 @@ SlurmdTimeout=60
 # No mail from the sandbox (the default /bin/mail is not installed).
 MailProg=/bin/true
 EOF
+        # up --private-data: what a site hiding jobs from other users sets.
+        [[ -z ${SB_PRIVATE_DATA:-} ]] || echo "PrivateData=$SB_PRIVATE_DATA"
         for i in "${!NODE_LIST[@]}"; do
             node=${NODE_LIST[$i]}
             port=${SLURMD_PORT_LIST[$i]}

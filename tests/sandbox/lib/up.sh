@@ -48,12 +48,12 @@ prepare_dir() {
 }
 
 # parse_up_options ARGS...: the options of `up` into SB_MAX_SESSIONS,
-# SB_MAX_STARTUPS, SB_ACCEPT_ENV, SB_NODE_COUNT, SB_CPUS, and DIR as given
+# SB_MAX_STARTUPS, SB_ACCEPT_ENV, SB_NODE_COUNT, SB_CPUS, SB_PRIVATE_DATA, and DIR as given
 # into UP_DIR.
 parse_up_options() {
     local opt
     UP_DIR=""
-    SB_MAX_SESSIONS="" SB_MAX_STARTUPS="" SB_ACCEPT_ENV=no SB_NODE_COUNT=1 SB_CPUS=8
+    SB_MAX_SESSIONS="" SB_MAX_STARTUPS="" SB_ACCEPT_ENV=no SB_NODE_COUNT=1 SB_CPUS=8 SB_PRIVATE_DATA=""
     while (( $# > 0 )); do
         opt=$1
         case $opt in
@@ -82,6 +82,11 @@ parse_up_options() {
                     usage
                 fi
                 SB_CPUS=$2
+                shift 2
+                ;;
+            --private-data)
+                [[ ${2:-} =~ ^[a-z]+(,[a-z]+)*$ ]] || { echo "$PROG: --private-data needs words such as jobs or jobs,usage" >&2; usage; }
+                SB_PRIVATE_DATA=$2
                 shift 2
                 ;;
             -*)
@@ -129,7 +134,7 @@ write_state() {
             SB_NODE_COUNT "$SB_NODE_COUNT" SB_CPUS "$SB_CPUS" SB_SSH_PORT "$SB_SSH_PORT" \
             SB_SLURMCTLD_PORT "$SB_SLURMCTLD_PORT" SB_SLURMD_PORTS "$SB_SLURMD_PORTS" \
             SB_MAX_SESSIONS "$SB_MAX_SESSIONS" SB_MAX_STARTUPS "$SB_MAX_STARTUPS" \
-            SB_ACCEPT_ENV "$SB_ACCEPT_ENV" SB_CGROUP "$SB_CGROUP" SB_WRAPPERS_BIN "$SB_WRAPPERS_BIN"
+            SB_ACCEPT_ENV "$SB_ACCEPT_ENV" SB_PRIVATE_DATA "$SB_PRIVATE_DATA" SB_CGROUP "$SB_CGROUP" SB_WRAPPERS_BIN "$SB_WRAPPERS_BIN"
     } >"$DIR/state/sandbox.conf"
 }
 

@@ -44,7 +44,7 @@ TEST_CASE("check: with no connection, later steps are skipped and earlier failur
   auto j = nlohmann::json::parse(out.str());
   CHECK(j.at("ok") == false);
   const auto& steps = j.at("steps");
-  REQUIRE(steps.size() == 8);
+  REQUIRE(steps.size() == 9);
   auto expect = [&](std::size_t i, const char* step, const char* verdict) {
     INFO(steps[i].dump());
     CHECK(steps[i].at("step") == step);
@@ -58,10 +58,11 @@ TEST_CASE("check: with no connection, later steps are skipped and earlier failur
   expect(5, "auth", "skip");
   expect(6, "wrappers", "skip");
   expect(7, "sudo", "skip");
+  expect(8, "status", "skip");
   CHECK_THAT(steps[0].at("detail").get<std::string>(),
              Catch::Contains("/etc/test/bridge.toml read; login svc@127.0.0.1"));
   CHECK_THAT(steps[2].at("detail").get<std::string>(), Catch::Contains("(ssh.known_hosts) cannot be read"));
-  for (std::size_t i = 4; i < 8; ++i) CHECK(steps[i].at("detail") == "no connection");
+  for (std::size_t i = 4; i < 9; ++i) CHECK(steps[i].at("detail") == "no connection");
 }
 
 TEST_CASE("check: the text report has one tagged line per step and a verdict") {
@@ -78,4 +79,21 @@ TEST_CASE("check: the text report has one tagged line per step and a verdict") {
   CHECK_THAT(text, Catch::Contains("[SKIP] sudo         no connection\n"));
   CHECK_THAT(text, Catch::EndsWith("verdict: FAILED (fix the first [FAIL] above)\n"));
   CHECK(err.str().empty());
+}
+
+TEST_CASE("check: the status step judges whether the service account sees other users' jobs") {
+  auto open = app::judge_job_visibility("svc", "none", "");
+  CHECK(open.first);
+  CHECK_THAT(open.second, Catch::Contains("PrivateData = none: svc sees every user's jobs"));
+  auto unset = app::judge_job_visibility("svc", "", "");
+  CHECK(unset.first);
+  auto op = app::judge_job_visibility("svc", "jobs,usage", "Operator");
+  CHECK(op.first);
+  CHECK_THAT(op.second, Catch::Contains("AdminLevel Operator"));
+  auto hidden = app::judge_job_visibility("svc", "jobs", "");
+  CHECK_FALSE(hidden.first);
+  CHECK_THAT(hidden.second, Catch::Contains("PrivateData = jobs hides other users' jobs from svc"));
+  CHECK_THAT(hidden.second, Catch::Contains("sacctmgr modify user svc set adminlevel=Operator"));
+  CHECK_THAT(hidden.second, Catch::Contains("drop \"jobs\" from PrivateData"));
+  CHECK_FALSE(app::judge_job_visibility("svc", "jobs", "None").first);
 }

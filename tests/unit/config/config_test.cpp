@@ -71,6 +71,11 @@ queue_size = 5
 queue_timeout_s = 6
 reconnect_min_ms = 7
 reconnect_max_ms = 8
+[status]
+mode = "coalesced"
+window_ms = 50
+max_ids = 7
+squeue = "/opt/slurm/bin/squeue"
 [client]
 mode = "direct"
 daemon_connect_timeout_ms = 9
@@ -85,7 +90,46 @@ level = "debug"
   CHECK(r->client.mode == ClientMode::direct);
   CHECK(r->pool.channels_per_connection == 4);
   CHECK(r->env.forward == std::vector<std::string>{"A_*"});
+  CHECK(r->status.mode == StatusMode::coalesced);
+  CHECK(r->status.window_ms == 50);
+  CHECK(r->status.max_ids == 7);
+  CHECK(r->status.squeue == "/opt/slurm/bin/squeue");
   CHECK(key_reference().size() == r->origins.size());
+}
+
+TEST_CASE("config: the status keys: defaults, the environment layer, and bad values named") {
+  auto r = load_string(kMinimal, "/t");
+  REQUIRE(r.ok());
+  CHECK(r->status.mode == StatusMode::per_user);
+  CHECK(r->status.window_ms == 200);
+  CHECK(r->status.max_ids == 500);
+  CHECK(r->status.squeue == "squeue");
+  REQUIRE(
+      apply_environment(*r, {"SLURM_SSH_BRIDGE_STATUS_MODE=coalesced", "SLURM_SSH_BRIDGE_STATUS_WINDOW_MS=1000"}).ok());
+  CHECK(r->status.mode == StatusMode::coalesced);
+  CHECK(r->origins["status.mode"] == "env:SLURM_SSH_BRIDGE_STATUS_MODE");
+  CHECK(r->status.window_ms == 1000);
+
+  auto mode = apply_override(*r, "status.mode=batched", "command line");
+  REQUIRE_FALSE(mode.ok());
+  CHECK(mode.error().message ==
+        "command line: key 'status.mode' must be one of \"per_user\", \"coalesced\", got \"batched\"");
+  auto window = apply_override(*r, "status.window_ms=0", "command line");
+  REQUIRE_FALSE(window.ok());
+  CHECK(window.error().message == "command line: key 'status.window_ms' must be between 10 and 60000, got 0");
+  auto ids = apply_override(*r, "status.max_ids=100000", "command line");
+  REQUIRE_FALSE(ids.ok());
+  CHECK(ids.error().message == "command line: key 'status.max_ids' must be between 1 and 5000, got 100000");
+  auto squeue = apply_override(*r, "status.squeue=squeue -a", "command line");
+  REQUIRE_FALSE(squeue.ok());
+  CHECK(squeue.error().message ==
+        "command line: key 'status.squeue' must be a command name (letters, digits, '.', '-', '_') or an absolute "
+        "path, got \"squeue -a\"");
+  CHECK_FALSE(apply_override(*r, "status.squeue=-squeue", "command line").ok());
+  CHECK_FALSE(apply_override(*r, "status.squeue=", "command line").ok());
+  REQUIRE(apply_override(*r, "status.squeue=/usr/bin/squeue", "command line").ok());
+  CHECK(r->status.squeue == "/usr/bin/squeue");
+  CHECK(r->status.mode == StatusMode::coalesced);  // a refused value changes nothing
 }
 
 TEST_CASE("config: errors name the file, the line and the key") {

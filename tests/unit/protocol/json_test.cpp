@@ -102,6 +102,33 @@ TEST_CASE("protocol: responses round-trip") {
   CHECK(parsed->request.script == "s");
 }
 
+TEST_CASE("protocol: the slurm details of a coalesced answer: the contract's shape, nulls, round trip") {
+  core::Response r;
+  r.op = core::Op::query;
+  r.user = "alice";
+  r.job_id = "42";
+  r.state = "PENDING";
+  r.remote = core::RemoteOutcome{0, "PENDING n/a\n", ""};
+  CHECK_FALSE(response_to_json(r).contains("slurm"));  // per_user: absent
+  r.slurm = core::SlurmDetails{"PENDING", std::nullopt, std::string("Resources"), std::string("2026-12-02T10:32:00")};
+  auto j = response_to_json(r);
+  REQUIRE(j.contains("slurm"));
+  CHECK(j["slurm"] == json::parse(R"({"state":"PENDING","node":null,"reason":"Resources",)"
+                                  R"("expected_start":"2026-12-02T10:32:00"})"));
+  auto back = response_from_json(response_envelope("q", r));
+  REQUIRE(back.ok());
+  REQUIRE(back->slurm);
+  CHECK(back->slurm->state == "PENDING");
+  CHECK_FALSE(back->slurm->node);
+  CHECK(back->slurm->reason == std::optional<std::string>("Resources"));
+  CHECK(back->slurm->expected_start == std::optional<std::string>("2026-12-02T10:32:00"));
+  r.slurm = core::SlurmDetails{"RUNNING", std::string("node1"), std::nullopt, std::nullopt};
+  j = response_to_json(r);
+  CHECK(j["slurm"]["node"] == "node1");
+  CHECK(j["slurm"]["reason"].is_null());
+  CHECK(j["slurm"]["expected_start"].is_null());
+}
+
 TEST_CASE("protocol: parse errors never echo request bytes (tokens, invalid UTF-8)") {
   json id;
   auto truncated =

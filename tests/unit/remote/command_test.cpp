@@ -269,3 +269,46 @@ TEST_CASE("probe commands quote their parts") {
   auto s = build_sudo_probe(c, "alice.proj1");
   CHECK(s.command.find("'/usr/bin/sudo' -n -l -u 'alice.proj1'") != std::string::npos);
 }
+
+TEST_CASE("command: the coalesced squeue is the service account's own, fixed form, ids validated") {
+  auto c = cfg();
+  auto rc = build_status_batch(c, {"12", "345", "6"});
+  REQUIRE(rc.ok());
+  CHECK(rc->command == "exec 'squeue' -h -j '12,345,6' -o '%i|%u|%T|%B|%r|%S'");
+  CHECK(rc->stdin_data.empty());
+  CHECK(rc->env_requests.empty());
+  CHECK(rc->command.find("sudo") == std::string::npos);
+  c.status.squeue = "/opt/slurm/bin/squeue";
+  CHECK(build_status_batch(c, {"1"})->command == "exec '/opt/slurm/bin/squeue' -h -j '1' -o '%i|%u|%T|%B|%r|%S'");
+  for (const char* bad : {"12;cluster", "", "1 2", "01", "1,2", "$(id)", "-1", "abc", "2147483648"}) {
+    auto r = build_status_batch(c, {"5", bad});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == Errc::invalid_job_id);
+  }
+  CHECK_FALSE(build_status_batch(c, {}).ok());
+}
+
+TEST_CASE("command: the visibility probe prints PrivateData and the AdminLevel, nothing else varies") {
+  auto c = cfg();
+  auto rc = build_visibility_probe(c);
+  CHECK(rc.command.find("'scontrol' show config") != std::string::npos);
+  CHECK(rc.command.find("'sacctmgr' -n -P show user") != std::string::npos);
+  c.status.squeue = "/opt/slurm/bin/squeue";
+  rc = build_visibility_probe(c);
+  CHECK(rc.command.find("'/opt/slurm/bin/scontrol' show config") != std::string::npos);
+  // Run it with stand-ins for scontrol and sacctmgr: the two lines it prints.
+  char dir[] = "/tmp/ssb-unit-probe-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  const std::string d = dir;
+  {
+    std::ofstream(d + "/scontrol") << "#!/bin/sh\necho 'Foo = 1'\necho 'PrivateData             = jobs,usage'\n";
+    std::ofstream(d + "/sacctmgr") << "#!/bin/sh\necho Operator\n";
+  }
+  REQUIRE(std::system(("chmod +x " + d + "/scontrol " + d + "/sacctmgr").c_str()) == 0);
+  c.status.squeue = d + "/squeue";
+  int status = -1;
+  auto out = run_sh(build_visibility_probe(c).command, {}, &status);
+  CHECK(status == 0);
+  CHECK(out == "privatedata=jobs,usage\nadminlevel=Operator\n");
+  REQUIRE(std::system(("rm -rf " + d).c_str()) == 0);
+}
