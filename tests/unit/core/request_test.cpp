@@ -76,7 +76,7 @@ TEST_CASE("forwardable_env reads environ entries") {
 }
 
 TEST_CASE("op names round-trip") {
-  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status}) {
+  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status, Op::explain}) {
     Op back;
     REQUIRE(op_from_string(to_string(op), back));
     CHECK(back == op);
