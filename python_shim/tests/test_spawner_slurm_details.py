@@ -146,3 +146,33 @@ def test_without_an_explanation_batchspawners_message_stays(make_spawner, sandbo
     assert run(main()) == ("The Jupyter batch job has disappeared while pending in the queue or died immediately "
                            "after starting.")
     assert run(s.explain_job(s._submitted[0])) is None
+
+
+def test_job_that_dies_after_it_started_running_is_explained(make_spawner, shared_tmp):
+    # RUNNING first, then gone before the server reported its port:
+    # batchspawner's start() notices in its port-wait loop (poll()) and the
+    # shim replaces its "started but died" message with Slurm's account.
+    spawner = make_spawner()
+    s = spawner.spawner
+    s._ssb_body = "sleep 4; exit 1"
+    seen = []
+    real_query = s.query_job_status
+
+    async def recording_query():
+        status = await real_query()
+        seen.append(status)
+        return status
+
+    s.query_job_status = recording_query
+
+    async def main():
+        with pytest.raises(RuntimeError) as raised:
+            await s.start()
+        return str(raised.value)
+
+    message = run(main())
+    job_id = s._submitted[0]
+    assert JobStatus.RUNNING in seen, seen
+    assert message == (
+        "Your server's Slurm job %s ended before the server started: FAILED exit 1 (NonZeroExitCode). "
+        "Its log: %s/jupyterhub_slurmspawner_%s.log" % (job_id, shared_tmp, job_id))
