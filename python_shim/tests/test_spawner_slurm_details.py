@@ -8,6 +8,7 @@ batchspawner's own ``start()``, ``query_job_status()`` and ``progress()``.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 
 import pytest
@@ -47,7 +48,7 @@ async def text_status(spawner):
     s = spawner.spawner
     cmd = s._bridge_cmd(commands.QUERY_CMD)
     try:
-        return await BatchSpawnerBase.run_command(s, cmd, env=commands.scrub_hub_environment(__import__("os").environ))
+        return await BatchSpawnerBase.run_command(s, cmd, env=commands.scrub_hub_environment(os.environ))
     except RuntimeError as exc:
         return exc.args[0]
 

@@ -279,15 +279,15 @@ class BridgeSpawnerMixin(LoggingConfigurable):
             return await self._run_query_with_details(cmd, env)
         return await super().run_command(cmd, input=input, env=env)
 
-    def _bridge_cmd(self, subcommand):
+    def _bridge_cmd(self, subcommand, job_id=None):
         """The bridge command line for ``subcommand`` (e.g. "--json explain
-        {job_id}"), from the same exec_prefix batchspawner uses; None when
-        configuration replaced the bridge's commands (then the shim does not
-        assume the bridge answers)."""
+        {job_id}") about this spawner's job (or ``job_id``), from the same
+        exec_prefix batchspawner uses; None when configuration replaced the
+        bridge's prefix (then the shim does not assume the bridge answers)."""
         if self.exec_prefix != self._bridge_defaults()["exec_prefix"]:
             return None
         subvars = self.get_req_subvars()
-        subvars["job_id"] = self.job_id
+        subvars["job_id"] = job_id or self.job_id
         return " ".join((format_template(self.exec_prefix, **subvars), format_template(subcommand, **subvars)))
 
     async def _run_bridge(self, cmd, env):
@@ -335,11 +335,7 @@ class BridgeSpawnerMixin(LoggingConfigurable):
         job_id = job_id or self.job_id
         if not job_id:
             return None
-        saved, self.job_id = self.job_id, job_id
-        try:
-            cmd = self._bridge_cmd("--json explain {job_id}")
-        finally:
-            self.job_id = saved
+        cmd = self._bridge_cmd("--json explain {job_id}", job_id)
         if cmd is None:
             return None
         returncode, out, err = await self._run_bridge(cmd, commands.scrub_hub_environment(os.environ))
