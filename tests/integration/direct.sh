@@ -162,6 +162,8 @@ for mode in direct daemon; do
     kv "$PY" "$HERE/helpers/explain_check.py" "$foreign" "$STDOUT"
     expect_eq "${KV[same_error]:-}" yes "$mode: alice's job and an unknown id give bob the same answer"
 done
+expect_exit 2 bridge --user alice.proj1 explain '42; id'
+expect_match "$STDERR" '^slurm-ssh-bridge: invalid_job_id: invalid job id "42; id": ' "a bad job id is refused before any connection"
 expect_file_contains "$WORK/d-explain.log" "user=bob.proj1 explain refused: job $FJ belongs to alice.proj1, not to the requesting user bob.proj1" "the daemon logged the refusal with user and id"
 stop_daemon "$DAEMON_PID"
 # pending: two jobs that each want all 8 CPUs of node1; the second waits
