@@ -311,6 +311,14 @@ const std::vector<Key>& keys() {
                    "Path of bash on the login host, for env.method = \"stdin\" when the service account's login "
                    "shell is not bash.",
                    absolute_path));
+    t.push_back(string_key("remote.scontrol", SSB_REF(remote.scontrol),
+                           "Path of scontrol on the login host; explain runs `scontrol -o show job ID` as the service "
+                           "account (no sudo) to tell a user why their job pends or how it ended.",
+                           absolute_path));
+    t.push_back(string_key("remote.sacct", SSB_REF(remote.sacct),
+                           "Path of sacct on the login host; explain asks it about a job slurmctld no longer holds "
+                           "(needs Slurm accounting; without it explain degrades to not_found).",
+                           absolute_path));
     t.push_back(list_key("env.forward", SSB_REF(env.forward),
                          "Names (glob patterns, '*' only) of environment variables forwarded to the wrapper on "
                          "submit. The login host's sudoers env_keep must keep them too.",

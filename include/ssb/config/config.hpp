@@ -37,6 +37,8 @@ struct Config {
     std::string wrappers_dir = "/opt/jupyter/slurmspawner_wrappers/bin";
     std::string sudo = "/usr/bin/sudo";
     std::string bash = "/bin/bash";
+    std::string scontrol = "/usr/bin/scontrol";  // explain: run as the service account, no sudo
+    std::string sacct = "/usr/bin/sacct";
   } remote;
 
   struct Env {
