@@ -98,6 +98,9 @@ void define_subcommands(Cli& cli, Io& io) {
   query->add_option("job_id", cli.options.job_id, "Slurm job id")->required();
   auto* cancel = app.add_subcommand("cancel", "Cancel a job");
   cancel->add_option("job_id", cli.options.job_id, "Slurm job id")->required();
+  auto* explain = app.add_subcommand(
+      "explain", "Print what Slurm knows about one of the user's jobs: state, exit code, reason, log, expected start");
+  explain->add_option("job_id", cli.options.job_id, "Slurm job id")->required();
   auto* check = app.add_subcommand(
       "check", "Diagnose configuration, identity file, host key, connection, wrappers and (with --user) sudo");
   auto* serve = app.add_subcommand("serve", "Run the daemon: pooled SSH connections behind daemon.socket (foreground)");
@@ -115,6 +118,7 @@ void define_subcommands(Cli& cli, Io& io) {
       {submit, job(core::Op::submit)},
       {query, job(core::Op::query)},
       {cancel, job(core::Op::cancel)},
+      {explain, job(core::Op::explain)},
       {check, [&options, &io](const config::Config& c) { return run_check_command(c, options, io); }},
       {serve, [&io](const config::Config& c) { return run_serve_command(c, io); }},
       {status, [&io](const config::Config& c) { return run_status_command(c, io); }},

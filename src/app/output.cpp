@@ -17,6 +17,11 @@ std::string failure_line(const Error& error) {
 }
 
 int print_response(const core::Response& r, bool json, std::ostream& out, std::ostream& err) {
+  if (!r.audit.empty()) {
+    // explain on the direct path: why the answer is "unknown" goes to the
+    // operator's stderr (the daemon logs it instead), never into the answer.
+    err << core::kNoticePrefix << r.audit << '\n';
+  }
   if (json) {
     out << protocol::to_line(protocol::response_to_json(r)) << '\n';
     out.flush();
@@ -29,6 +34,11 @@ int print_response(const core::Response& r, bool json, std::ostream& out, std::o
     out.flush();
     err.flush();
     return r.remote->exit_status;
+  }
+  if (r.job) {
+    out << core::describe(*r.job) << '\n';
+    out.flush();
+    return 0;
   }
   if (r.error) {
     err << failure_line(*r.error);

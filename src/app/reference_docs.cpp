@@ -135,7 +135,9 @@ std::string render_man_page(const CLI::App& app) {
        "\n.PP\nJupyterHub's batchspawner runs it as its exec prefix: \\fBsubmit\\fR, \\fBquery\\fR and "
        "\\fBcancel\\fR print exactly what the \\fBslurmspawner_sbatch\\fR, \\fBslurmspawner_squeue\\fR and "
        "\\fBslurmspawner_scancel\\fR wrappers print, run as \\fBsudo \\-n \\-u\\fR \\fIuser\\fR by the service "
-       "account on the login host. \\fBserve\\fR keeps a pool of SSH connections open behind a Unix socket; the "
+       "account on the login host. \\fBexplain\\fR tells what Slurm knows about one of the user's jobs (state, "
+       "exit code, reason, log, expected start), asked as the service account with \\fBscontrol\\fR, then "
+       "\\fBsacct\\fR. \\fBserve\\fR keeps a pool of SSH connections open behind a Unix socket; the "
        "other commands hand their request to it (\\fBclient.mode\\fR auto, daemon) or connect themselves "
        "(direct).\n";
   m += ".SH OPTIONS\n";
@@ -156,8 +158,10 @@ std::string render_man_page(const CLI::App& app) {
        "slurm\\-ssh\\-bridge \\-\\-user alice submit < job.sh\n"
        "slurm\\-ssh\\-bridge \\-\\-user alice query 42\n"
        "slurm\\-ssh\\-bridge \\-\\-json \\-\\-user alice cancel 42\n"
+       "slurm\\-ssh\\-bridge \\-\\-user alice explain 42\n"
        "systemctl status slurm\\-ssh\\-bridge\n.fi\n";
-  m += ".SH SEE ALSO\n\\fBsbatch\\fR(1), \\fBsqueue\\fR(1), \\fBscancel\\fR(1), \\fBsudo\\fR(8), \\fBsshd\\fR(8)\n";
+  m += ".SH SEE ALSO\n\\fBsbatch\\fR(1), \\fBsqueue\\fR(1), \\fBscancel\\fR(1), \\fBscontrol\\fR(1), \\fBsacct\\fR(1), "
+       "\\fBsudo\\fR(8), \\fBsshd\\fR(8)\n";
   return m;
 }
 

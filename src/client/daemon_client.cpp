@@ -196,6 +196,13 @@ Result<nlohmann::json> daemon_status(const config::Config& config) {
   if (!reply) return reply.error();
   try {
     auto j = nlohmann::json::parse(*reply);
+    // A refusal (e.g. daemon.allowed_users) comes as an error envelope.
+    if (!j.value("ok", false) && j.contains("error") && j.at("error").is_object()) {
+      Errc code = Errc::internal;
+      const auto& e = j.at("error");
+      if (!errc_from_string(e.value("code", std::string()), code)) code = Errc::internal;
+      return make_error(code, e.value("message", std::string("the daemon refused the status request")));
+    }
     if (!j.value("ok", false) || !j.contains("status")) {
       return make_error(Errc::internal, "the daemon's status response has no status");
     }

@@ -186,6 +186,15 @@ std::optional<std::string> octal_mode(const std::string& s) {
   return std::nullopt;
 }
 
+// An account or group as the allow lists name it: a POSIX-portable name or
+// a number (resolved when the daemon starts, so a typo fails there, loudly).
+std::optional<std::string> account_name(const std::string& s) {
+  static const std::string allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+  if (s.empty() || s.size() > 64 || s.find_first_not_of(allowed) != std::string::npos || s[0] == '-')
+    return fmt::format("must be an account or group name or a number, got {}", quote_toml(s));
+  return std::nullopt;
+}
+
 // Enum-valued keys are stored as strings in the file and mapped here.
 Key env_method_key() {
   Key k;
@@ -302,6 +311,14 @@ const std::vector<Key>& keys() {
                    "Path of bash on the login host, for env.method = \"stdin\" when the service account's login "
                    "shell is not bash.",
                    absolute_path));
+    t.push_back(string_key("remote.scontrol", SSB_REF(remote.scontrol),
+                           "Path of scontrol on the login host; explain runs `scontrol -o show job ID` as the service "
+                           "account (no sudo) to tell a user why their job pends or how it ended.",
+                           absolute_path));
+    t.push_back(string_key("remote.sacct", SSB_REF(remote.sacct),
+                           "Path of sacct on the login host; explain asks it about a job slurmctld no longer holds "
+                           "(needs Slurm accounting; without it explain degrades to not_found).",
+                           absolute_path));
     t.push_back(list_key("env.forward", SSB_REF(env.forward),
                          "Names (glob patterns, '*' only) of environment variables forwarded to the wrapper on "
                          "submit. The login host's sudoers env_keep must keep them too.",
@@ -336,6 +353,15 @@ const std::vector<Key>& keys() {
                         "stops reading that client until it reads (back-pressure)."));
     t.push_back(int_key("daemon.idle_timeout_s", SSB_REF(daemon.idle_timeout_s), 0, 86400,
                         "Seconds a client with nothing in flight may stay silent before it is closed (0: never)."));
+    t.push_back(list_key("daemon.allowed_users", SSB_REF(daemon.allowed_users),
+                         "Local accounts (names or numeric uids) whose processes may use the daemon socket, checked "
+                         "per connection with SO_PEERCRED; the daemon's own account always may. Empty (and "
+                         "allowed_groups empty): whoever the socket's mode and group admit.",
+                         account_name));
+    t.push_back(list_key("daemon.allowed_groups", SSB_REF(daemon.allowed_groups),
+                         "Local groups (names or numeric gids) whose members may use the daemon socket (the peer's "
+                         "primary and supplementary groups), checked per connection.",
+                         account_name));
     t.push_back(int_key("daemon.line_timeout_s", SSB_REF(daemon.line_timeout_s), 1, 3600,
                         "Seconds a client has to finish a request line it started; then it is answered "
                         "bad_request and closed."));
@@ -636,6 +662,16 @@ Status finalize(Config& config) {
                                     "\"login.example.org\")",
                                     where, k.info.name, k.info.name.substr(0, k.info.name.find('.'))));
     }
+  }
+  // A socket others may write lets every local user submit and cancel jobs
+  // as any user; only an allow list makes that safe.
+  const auto mode = std::stoul(config.daemon.socket_mode, nullptr, 8);
+  if ((mode & 0002U) != 0 && config.daemon.allowed_users.empty() && config.daemon.allowed_groups.empty()) {
+    return make_error(Errc::config,
+                      fmt::format("{}: daemon.socket_mode {} lets every local account submit and cancel jobs as any "
+                                  "user; use socket_group with mode 0660, or list who may in daemon.allowed_users / "
+                                  "daemon.allowed_groups",
+                                  where, config.daemon.socket_mode));
   }
   if (config.pool.reconnect_min_ms > config.pool.reconnect_max_ms) {
     return make_error(Errc::config,

@@ -159,6 +159,11 @@ void Pool::report(const std::shared_ptr<Job>& job, core::Response response, int 
                           response.job_id.empty() ? "-" : response.job_id, worker < 0 ? "-" : std::to_string(worker),
                           response.elapsed_ms, response.ok() ? "ok" : std::string(to_string(response.error->code))));
   }
+  if (!response.audit.empty()) {
+    // explain answered "unknown" (another user's job, or Slurm had none):
+    // who asked for what, for an admin; the client never sees it.
+    log::warn(fmt::format("req={} user={} {}", job->log_id, response.user, log_safe(response.audit)));
+  }
   for (const auto& notice : response.notices) {
     // From the bridge's own remote snippet (e.g. the hub's HOME for a user
     // differs from the login host's passwd entry): worth an admin's look.

@@ -18,6 +18,7 @@
 
 #include "ssb/daemon/connection.hpp"
 #include "ssb/daemon/inherited_socket.hpp"
+#include "ssb/protocol/json.hpp"
 #include "ssb/ssh/libssh.hpp"
 #include "ssb/util/log.hpp"
 
@@ -95,6 +96,9 @@ Status Server::listen() {
   // (and take requests it could never run).
   if (auto lib = ssh::load_libssh(); !lib) return lib.error();
   raise_file_limit();
+  auto peers = PeerPolicy::from_config(config_);
+  if (!peers) return peers.error();
+  peers_ = *peers;
   const auto& path = config_.daemon.socket;
   auto inherited = inherited_listener(path);
   if (!inherited) return inherited.error();
@@ -211,34 +215,47 @@ void Server::on_accept_error(const boost::system::error_code& ec) {
   // busy loop. Pause the acceptor, doubling up to 1 s, and log at a bounded
   // rate.
   accept_backoff_ms_ = std::min(kMaxAcceptBackoffMs, std::max(10, accept_backoff_ms_ * 2));
-  ++unlogged_accept_events_;
-  const auto now = Clock::now();
-  if (now - last_accept_log_ >= kAcceptLogEvery) {
-    log::warn(
-        fmt::format("accept failed: {} ({} time(s) since the last report; {} clients; pausing the acceptor "
-                    "for up to {} ms)",
-                    ec.message(), unlogged_accept_events_, connections_.size(), kMaxAcceptBackoffMs));
-    last_accept_log_ = now;
-    unlogged_accept_events_ = 0;
-  }
+  log_rate_limited(fmt::format("accept failed: {} ({} clients; pausing the acceptor for up to {} ms)", ec.message(),
+                               connections_.size(), kMaxAcceptBackoffMs));
   accept_timer_.expires_after(std::chrono::milliseconds(accept_backoff_ms_));
   accept_timer_.async_wait([this](boost::system::error_code tec) {
     if (!tec && acceptor_.is_open()) do_accept();
   });
 }
 
+void Server::log_rate_limited(const std::string& message) {
+  // One warning per kAcceptLogEvery with the count of those not written: a
+  // flood of clients must not become a flood of log lines.
+  ++unlogged_accept_events_;
+  const auto now = Clock::now();
+  if (now - last_accept_log_ < kAcceptLogEvery) return;
+  log::warn(fmt::format("{} [{} such event(s) since the last report]", message, unlogged_accept_events_));
+  last_accept_log_ = now;
+  unlogged_accept_events_ = 0;
+}
+
+bool Server::refuse_peer(stream::socket& socket) {
+  if (!peers_.restricted()) return false;
+  auto peer = peer_of(socket.native_handle());
+  if (peer && peers_.allows(*peer)) return false;
+  const std::string who = peer ? fmt::format("uid {} (pid {})", peer->uid, peer->pid) : std::string("an unknown peer");
+  log_rate_limited(fmt::format("refused a client: {} is not in daemon.allowed_users / allowed_groups", who));
+  // One answer the client can show, written at once: the socket is new and
+  // its buffer empty, so this small write does not block.
+  auto line = protocol::to_line(protocol::error_envelope(
+                  nullptr, Error{Errc::auth, fmt::format("{} may not use this daemon (daemon.allowed_users / "
+                                                         "allowed_groups); ask the hub's admin",
+                                                         who)})) +
+              "\n";
+  boost::system::error_code ignored;
+  asio::write(socket, asio::buffer(line), ignored);
+  return true;
+}
+
 void Server::admit(stream::socket socket) {
+  if (refuse_peer(socket)) return;
   if (connections_.size() >= max_clients_ && !evict_idlest()) {
-    ++unlogged_accept_events_;
-    const auto now = Clock::now();
-    if (now - last_accept_log_ >= kAcceptLogEvery) {
-      log::warn(
-          fmt::format("refused a client: {} clients, all busy (daemon.max_clients; {} refusal(s) since the "
-                      "last report)",
-                      connections_.size(), unlogged_accept_events_));
-      last_accept_log_ = now;
-      unlogged_accept_events_ = 0;
-    }
+    log_rate_limited(fmt::format("refused a client: {} clients, all busy (daemon.max_clients)", connections_.size()));
     return;  // the socket closes here: the client sees the connection end
   }
   auto c = std::make_shared<Connection>(std::move(socket), *this, ++accepted_);

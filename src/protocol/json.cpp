@@ -62,6 +62,7 @@ constexpr OpFields kOpFields[] = {
     {core::Op::submit, Field::required, Field::refused, Field::required, Field::allowed, Field::allowed},
     {core::Op::query, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
     {core::Op::cancel, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
+    {core::Op::explain, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
     {core::Op::status, Field::refused, Field::refused, Field::refused, Field::refused, Field::refused},
 };
 
@@ -139,7 +140,8 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   auto op = string_field(obj, "op", true);
   if (!op) return op.error();
   if (!core::op_from_string(*op, wr.request.op)) {
-    return bad(fmt::format("unknown op \"{}\"; expected submit, query, cancel or status", core::printable(*op)));
+    return bad(
+        fmt::format("unknown op \"{}\"; expected submit, query, cancel, explain or status", core::printable(*op)));
   }
   auto user = string_field(obj, "user", false);
   if (!user) return user.error();
@@ -178,12 +180,42 @@ json request_to_json(const json& id, const core::Request& request) {
   return j;
 }
 
+json job_to_json(const core::JobExplanation& job) {
+  auto or_null = [](const auto& v) { return v ? json(*v) : json(nullptr); };
+  return json{{"state", job.state},
+              {"exit_code", or_null(job.exit_code)},
+              {"signal", or_null(job.signal)},
+              {"reason", or_null(job.reason)},
+              {"stdout", or_null(job.stdout_path)},
+              {"expected_start", or_null(job.expected_start)},
+              {"source", job.source}};
+}
+
+core::JobExplanation job_from_json(const json& j) {
+  core::JobExplanation job;
+  job.state = j.at("state").get<std::string>();
+  job.source = j.value("source", std::string());
+  auto opt_int = [&](const char* key, std::optional<int>& out) {
+    if (auto it = j.find(key); it != j.end() && !it->is_null()) out = it->get<int>();
+  };
+  auto opt_str = [&](const char* key, std::optional<std::string>& out) {
+    if (auto it = j.find(key); it != j.end() && !it->is_null()) out = it->get<std::string>();
+  };
+  opt_int("exit_code", job.exit_code);
+  opt_int("signal", job.signal);
+  opt_str("reason", job.reason);
+  opt_str("stdout", job.stdout_path);
+  opt_str("expected_start", job.expected_start);
+  return job;
+}
+
 json response_to_json(const core::Response& r) {
   json j{{"ok", r.ok()}, {"op", std::string(core::to_string(r.op))}};
   if (!r.user.empty()) j["user"] = r.user;
   if (!r.job_id.empty()) j["job_id"] = r.job_id;
   if (r.state) j["state"] = *r.state;
   if (r.host) j["host"] = *r.host;
+  if (r.job) j["job"] = job_to_json(*r.job);
   if (r.remote) {
     j["exit_status"] = r.remote->exit_status;
     j["stdout"] = r.remote->out;
@@ -244,6 +276,7 @@ Result<core::Response> response_from_json(const json& j) {
     if (j.contains("job_id")) r.job_id = j.at("job_id").get<std::string>();
     if (j.contains("state")) r.state = j.at("state").get<std::string>();
     if (j.contains("host")) r.host = j.at("host").get<std::string>();
+    if (j.contains("job")) r.job = job_from_json(j.at("job"));
     if (j.contains("exit_status")) {
       r.remote = core::RemoteOutcome{j.at("exit_status").get<int>(), j.value("stdout", std::string()),
                                      j.value("stderr", std::string())};

@@ -69,7 +69,8 @@ std::string_view wrapper_name(core::Op op) {
     case core::Op::submit: return "slurmspawner_sbatch";
     case core::Op::query: return "slurmspawner_squeue";
     case core::Op::cancel: return "slurmspawner_scancel";
-    case core::Op::status: break;
+    case core::Op::status:
+    case core::Op::explain: break;
   }
   return "";
 }
@@ -92,7 +93,26 @@ std::string encode_env_records(const std::vector<std::pair<std::string, std::str
   return out;
 }
 
+RemoteCommand build_explain(const core::Request& request, const config::Config& config) {
+  // The id was validated (digits, optional ;CLUSTER of [A-Za-z0-9_-]); both
+  // parts are quoted all the same. The user name is not on this command
+  // line at all: ownership is checked on the answer (core::explain_from_output).
+  const auto semi = request.job_id.find(';');
+  const std::string number = sh_quote(request.job_id.substr(0, semi));
+  const std::string cluster =
+      semi == std::string::npos ? std::string() : " -M " + sh_quote(request.job_id.substr(semi + 1));
+  RemoteCommand rc;
+  rc.command = fmt::format(
+      "echo {smark}; {scontrol}{cluster} -o show job {id} 2>&1 && exit 0; echo {amark}; "
+      "exec {sacct}{cluster} -n -P -X -j {id} -o JobID,User,State,ExitCode,Reason,Start 2>&1",
+      fmt::arg("smark", sh_quote(core::kExplainScontrolMarker)), fmt::arg("scontrol", sh_quote(config.remote.scontrol)),
+      fmt::arg("cluster", cluster), fmt::arg("id", number), fmt::arg("amark", sh_quote(core::kExplainSacctMarker)),
+      fmt::arg("sacct", sh_quote(config.remote.sacct)));
+  return rc;
+}
+
 RemoteCommand build(const core::Request& request, const config::Config& config) {
+  if (request.op == core::Op::explain) return build_explain(request, config);
   RemoteCommand rc;
   const std::string wrapper = sh_quote(wrapper_path(config, request.op));
   if (request.op == core::Op::submit) {

@@ -9,7 +9,7 @@ namespace {
 // that failed with it says nothing about the job (batchspawner must keep
 // polling), and its meaning. `config --error-codes` prints it, and the
 // python_shim's tests check their copies against that output.
-constexpr std::array<ErrcInfo, 17> kCodes{{
+constexpr std::array<ErrcInfo, 18> kCodes{{
     {Errc::usage, "usage", 2, false, "the command line is wrong; nothing was run"},
     {Errc::config, "config", 2, true,
      "the configuration is invalid, or the login host refused something it asks for (e.g. an env request without "
@@ -28,6 +28,8 @@ constexpr std::array<ErrcInfo, 17> kCodes{{
     {Errc::submit_unknown, "submit_unknown", 255, false,
      "a submit may have reached the login host and was not re-sent; look before submitting again"},
     {Errc::remote_failed, "remote_failed", 1, false, "the wrapper ran and exited non-zero (its output is passed on)"},
+    {Errc::not_found, "not_found", 1, false,
+     "explain: Slurm knows no such job of this user (never existed, forgotten, or another user's)"},
     {Errc::shutting_down, "shutting_down", 255, true, "the daemon is stopping"},
     {Errc::internal, "internal", 255, true, "a bug of the bridge"},
 }};

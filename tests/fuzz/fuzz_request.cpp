@@ -225,7 +225,24 @@ void expect_words(const std::string& text, const std::vector<std::string>& expec
   }
 }
 
+// explain runs two tools as the service account (no sudo, no user name):
+// its whole text is fixed apart from the quoted job number and cluster.
+void check_explain_command(const ssb::core::Request& req, const Config& cfg) {
+  auto rc = ssb::remote::build(req, cfg);
+  const auto semi = req.job_id.find(';');
+  const std::string id = "'" + req.job_id.substr(0, semi) + "'";
+  const std::string cl = semi == std::string::npos ? "" : " -M '" + req.job_id.substr(semi + 1) + "'";
+  const std::string expect = "echo 'slurm-ssh-bridge-explain: scontrol'; " +
+                             ssb::remote::sh_quote(cfg.remote.scontrol) + cl + " -o show job " + id +
+                             " 2>&1 && exit 0; echo 'slurm-ssh-bridge-explain: sacct'; exec " +
+                             ssb::remote::sh_quote(cfg.remote.sacct) + cl + " -n -P -X -j " + id +
+                             " -o JobID,User,State,ExitCode,Reason,Start 2>&1";
+  if (rc.command != expect) violation("the explain command is not its fixed form", rc.command);
+  if (!rc.stdin_data.empty() || !rc.env_requests.empty()) violation("explain carries stdin or env", rc.command);
+}
+
 void check_command(const ssb::core::Request& req, const Config& cfg) {
+  if (req.op == Op::explain) return check_explain_command(req, cfg);
   auto rc = ssb::remote::build(req, cfg);
   const std::string wrapper = expected_wrapper(cfg, req.op);
   const bool stdin_method = cfg.env.method == ssb::config::EnvMethod::stdin_records;

@@ -93,6 +93,34 @@ def _page_target(port):
 def screenshot(url, cookies, out, expect_path, timeout=90.0):
     """Load URL with COOKIES, wait until the page at EXPECT_PATH shows the
     notebook list, save a PNG at OUT; return title, path and entry count."""
+    state = _shoot(url, cookies, out, timeout,
+                   "JSON.stringify({path: location.pathname, title: document.title,"
+                   " ready: document.readyState,"
+                   " list: !!document.querySelector('#notebook_list'),"
+                   " items: document.querySelectorAll('#notebook_list .list_item').length,"
+                   " login: !!document.querySelector('input[name=password]')})",
+                   lambda st: (st.get("path") == expect_path and st.get("ready") == "complete"
+                               and st.get("list") and st.get("items", 0) > 0),
+                   f"the notebook tree at {expect_path}")
+    return {"title": state.get("title"), "path": state.get("path"), "items": state.get("items")}
+
+
+def screenshot_page(url, cookies, out, expect_path, expect_selector, expect_text, timeout=60.0):
+    """Load URL with COOKIES, wait until the page at EXPECT_PATH shows
+    EXPECT_TEXT in the element EXPECT_SELECTOR (e.g. the spawn-pending
+    page's progress message), save a PNG at OUT; return title, path, text."""
+    state = _shoot(url, cookies, out, timeout,
+                   "JSON.stringify({path: location.pathname, title: document.title, ready: document.readyState,"
+                   " text: (document.querySelector(%s) || {}).textContent || ''})" % json.dumps(expect_selector),
+                   lambda st: (st.get("path") == expect_path and st.get("ready") == "complete"
+                               and expect_text in st.get("text", "")),
+                   f"{expect_path} showing {expect_text!r} in {expect_selector}")
+    return {"title": state.get("title"), "path": state.get("path"), "text": state.get("text")}
+
+
+def _shoot(url, cookies, out, timeout, probe_js, done, what):
+    """Headless Chromium at URL with COOKIES; polls PROBE_JS (a JSON string)
+    until DONE(state), then saves a PNG at OUT and returns the last state."""
     if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
         raise ShotError(f"refusing non-loopback URL {url}")
     profile = tempfile.mkdtemp(prefix="ssb-chromium-")
@@ -116,28 +144,20 @@ def screenshot(url, cookies, out, expect_path, timeout=90.0):
             deadline = time.monotonic() + timeout
             state = {}
             while time.monotonic() < deadline:
-                state = cdp.evaluate(
-                    "JSON.stringify({path: location.pathname, title: document.title,"
-                    " ready: document.readyState,"
-                    " list: !!document.querySelector('#notebook_list'),"
-                    " items: document.querySelectorAll('#notebook_list .list_item').length,"
-                    " login: !!document.querySelector('input[name=password]')})") or "{}"
-                state = json.loads(state)
-                if (state.get("path") == expect_path and state.get("ready") == "complete"
-                        and state.get("list") and state.get("items", 0) > 0):
+                state = json.loads(cdp.evaluate(probe_js) or "{}")
+                if done(state):
                     break
                 time.sleep(0.5)
             else:
-                raise ShotError(f"the page never became the notebook tree at {expect_path} within "
-                                f"{timeout:.0f} s (last: {json.dumps(state)})")
-            time.sleep(1.0)  # let the list finish painting
+                raise ShotError(f"the page never became {what} within {timeout:.0f} s (last: {json.dumps(state)})")
+            time.sleep(1.0)  # let the page finish painting
             shot = cdp.call("Page.captureScreenshot", format="png")
         finally:
             cdp.close()
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(out, "wb") as f:
             f.write(base64.b64decode(shot["data"]))
-        return {"title": state.get("title"), "path": state.get("path"), "items": state.get("items")}
+        return state
     finally:
         _stop(proc)
         log.close()

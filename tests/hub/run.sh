@@ -5,6 +5,7 @@
 # the proxy, survives a hub restart, stops it. See tests/hub/notebook_test.py.
 #
 #   sudo tests/hub/run.sh build/slurm-ssh-bridge [--paths daemon,direct,stock-ssh]
+#   sudo tests/hub/run.sh build/slurm-ssh-bridge --test slurm_messages_test.py [its options]
 #
 # Environment: SSB_HUB_VENV (default /var/cache/ssb-tests/hub-venv, made if
 # missing), SSB_SUPPORT_PACKAGES (see
@@ -13,8 +14,14 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-BRIDGE=$(realpath "${1:?usage: $0 PATH/TO/slurm-ssh-bridge [--paths ...]}")
+BRIDGE=$(realpath "${1:?usage: $0 PATH/TO/slurm-ssh-bridge [--test MODULE.py] [--paths ...]}")
 shift
+TEST=notebook_test.py  # the hub test module (tests/hub/); the rest of the arguments are its own
+if [[ ${1:-} == --test ]]; then
+    TEST=${2:?--test needs a module of tests/hub}
+    shift 2
+fi
+[[ -f $HERE/$TEST ]] || { echo "run.sh: no test module $HERE/$TEST" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || { echo "run.sh: needs root (the sandbox starts sshd, slurmd, sudo rules)" >&2; exit 1; }
 [[ -x $BRIDGE ]] || { echo "run.sh: $BRIDGE is not an executable bridge; build it first" >&2; exit 1; }
 
@@ -57,5 +64,5 @@ chmod -R go+rX "$VENV"
 echo "run.sh: venv $VENV ready in $((SECONDS - t0)) s"
 
 cd "$ROOT"
-PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" "$HERE/notebook_test.py" \
+PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" "$HERE/$TEST" \
     --bridge "$BRIDGE" --venv "$VENV" --work "$WORK" "$@"

@@ -12,6 +12,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
 
 suite_setup direct "${1:-}"
+PY=/usr/bin/python3
 SB2=$WORK/sb-acceptenv
 suite_teardown() {
     if [[ -n ${SAMPLER_PID:-} ]]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
@@ -136,6 +137,54 @@ expect_match "$STDERR" 'slurm_load_jobs error: Invalid job id specified' "squeue
 expect_exit 1 bridge --json --user alice.proj1 query 999999
 expect_match "$STDOUT" '"code":"remote_failed"' "json error code"
 expect_match "$STDOUT" '"exit_status":1' "json exit status"
+
+test_case "explain: a failed job says FAILED, its exit code and its log; a pending one its reason; others' jobs and unknown ids are not_found (direct and daemon)"
+FAILJOB=$WORK/fail.sh
+printf '#!/bin/bash\n#SBATCH --output=%s/explain-%%j-%%u-%%x.log\n#SBATCH --job-name=ssb-x\nexit 3\n' "$OUT" >"$FAILJOB"
+HOLDJOB=$WORK/hold.sh
+printf '#!/bin/bash\n#SBATCH --output=/dev/null\n#SBATCH --cpus-per-task=8\nsleep 120\n' >"$HOLDJOB"
+expect_exit 0 bridge --user alice.proj1 submit <"$FAILJOB"
+FJ=$STDOUT
+LOG_EXPECT="$OUT/explain-$FJ-alice.proj1-ssb-x.log"
+wait_for 20 bash -c "[[ \$(scontrol -o show job $FJ 2>/dev/null) == *JobState=FAILED* ]]" || fail "job $FJ did not fail"
+start_daemon_logged "$WORK/d-explain.log" --config "$CONF" --set "daemon.socket=$WORK/explain.sock" || true
+for mode in direct daemon; do
+    M=(--mode "$mode" --set "daemon.socket=$WORK/explain.sock")
+    expect_exit 0 bridge "${M[@]}" --user alice.proj1 explain "$FJ"
+    expect_eq "$STDOUT" "FAILED exit 3 (NonZeroExitCode), log $LOG_EXPECT" "$mode: the one line names state, exit code, reason and the expanded --output"
+    expect_exit 0 bridge "${M[@]}" --json --user alice.proj1 explain "$FJ"
+    kv "$PY" "$HERE/helpers/explain_check.py" "$STDOUT"
+    expect_eq "${KV[job]:-}" "FAILED|3|None|NonZeroExitCode|$LOG_EXPECT|None|scontrol" "$mode: --json job object"
+    expect_exit 1 bridge "${M[@]}" --json --user bob.proj1 explain "$FJ"
+    foreign=$STDOUT
+    expect_match "$foreign" '"code":"not_found"' "$mode: bob cannot explain alice's job"
+    expect_exit 1 bridge "${M[@]}" --json --user bob.proj1 explain 4000000000
+    kv "$PY" "$HERE/helpers/explain_check.py" "$foreign" "$STDOUT"
+    expect_eq "${KV[same_error]:-}" yes "$mode: alice's job and an unknown id give bob the same answer"
+done
+expect_exit 2 bridge --user alice.proj1 explain '42; id'
+expect_match "$STDERR" '^slurm-ssh-bridge: invalid_job_id: invalid job id "42; id": ' "a bad job id is refused before any connection"
+expect_file_contains "$WORK/d-explain.log" "user=bob.proj1 explain refused: job $FJ belongs to alice.proj1, not to the requesting user bob.proj1" "the daemon logged the refusal with user and id"
+stop_daemon "$DAEMON_PID"
+# pending: two jobs that each want all 8 CPUs of node1; the second waits
+expect_exit 0 bridge --user alice.proj1 submit <"$HOLDJOB"
+H1=$STDOUT
+expect_exit 0 bridge --user alice.proj1 submit <"$HOLDJOB"
+H2=$STDOUT
+wait_for 20 bash -c "[[ \$(scontrol -o show job $H2 2>/dev/null) == *'Reason=Resources'* || \$(scontrol -o show job $H2 2>/dev/null) == *'Reason=Priority'* ]]" || true
+expect_exit 0 bridge --user alice.proj1 explain "$H2"
+expect_match "$STDOUT" '^PENDING \((Resources|Priority)\)' "a pending job's explain names Slurm's reason"
+bridge --user alice.proj1 cancel "$H1" >/dev/null 2>&1 || true
+bridge --user alice.proj1 cancel "$H2" >/dev/null 2>&1 || true
+# once slurmctld has forgotten the job (MinJobAge=10 s) only sacct could
+# tell, and the sandbox has no accounting: not_found, sacct's words logged
+if wait_for 60 bash -c "! scontrol -o show job $FJ >/dev/null 2>&1"; then
+    expect_exit 1 bridge --user alice.proj1 explain "$FJ"
+    expect_match "$STDERR" "notice: explain: job $FJ of user alice.proj1 not found: scontrol: slurm_load_jobs error: Invalid job id specified; sacct: Slurm accounting storage is disabled" "sacct was asked and its own message kept for the operator"
+    expect_match "$STDERR" "slurm-ssh-bridge: not_found: Slurm knows no job $FJ of user alice.proj1" "then not_found"
+else
+    fail "slurmctld still holds job $FJ after 60 s"
+fi
 
 test_case "a user outside jupyterusers is refused by sudo, which never prompts; batchspawner reads it as unknown"
 expect_exit 255 bridge --user mallory.other query 1

@@ -102,4 +102,33 @@ expect_match "$STDOUT" '"ok":true' "the daemon still answers"
 stop_daemon "$D2"
 expect_eq "$DAEMON_RC" 0 "the daemon exits 0 on SIGTERM"
 
+test_case "socket_mode 0666 without an allow list is refused: every local account could submit as anyone"
+expect_exit 2 timeout 10 "$BRIDGE" "${CONF[@]}" --set daemon.socket_mode=0666 serve
+expect_match "$STDERR" "daemon.socket_mode 0666 lets every local account submit and cancel jobs as any user" \
+    "the refusal says why and what to use instead"
+
+test_case "daemon.allowed_users / allowed_groups: SO_PEERCRED decides per connection, refusals are logged with the uid"
+chmod 0755 "$WORK"
+start_daemon_logged "$WORK/d3.log" "${CONF[@]}" --set daemon.socket_mode=0666 --set daemon.allowed_users=root ||
+    exit 1
+D3=$DAEMON_PID
+expect_exit 0 "$BRIDGE" "${CONF[@]}" status
+expect_match "$STDOUT" '"ok":true' "root (listed) is answered"
+nobody_uid=$(id -u nobody)
+expect_exit 255 runuser -u nobody -- "$BRIDGE" "${CONF[@]}" --mode daemon status
+expect_match "$STDOUT" "\"code\":\"auth\",\"message\":\"uid $nobody_uid \\(pid [0-9]+\\) may not use this daemon" \
+    "nobody is refused with a clear auth error (status prints JSON)"
+expect_file_contains "$WORK/d3.log" "refused a client: uid $nobody_uid \\(pid [0-9]+\\) is not in daemon.allowed_users" \
+    "the daemon logs the refused uid"
+stop_daemon "$D3"
+start_daemon_logged "$WORK/d4.log" "${CONF[@]}" --set daemon.socket_mode=0666 \
+    --set "daemon.allowed_groups=$(id -gn nobody)" || exit 1
+D4=$DAEMON_PID
+expect_exit 0 runuser -u nobody -- "$BRIDGE" "${CONF[@]}" --mode daemon status
+expect_match "$STDOUT" '"ok":true' "nobody is answered when its group is listed"
+stop_daemon "$D4"
+expect_exit 2 timeout 10 "$BRIDGE" "${CONF[@]}" --set daemon.allowed_users=no-such-account-ssb serve
+expect_match "$STDERR" "daemon.allowed_users names no-such-account-ssb, which is not an account on this host" \
+    "an unknown account in the list stops the daemon at start"
+
 summary

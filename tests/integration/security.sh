@@ -14,7 +14,8 @@
 #      with their documented codes before any SSH login; the daemon survives
 #   5  only the three configured wrappers ever run, through `sudo -n`, as
 #      whatever user sudoers allows (sampled argv of every process of the
-#      login host's sandbox); sudo never prompts
+#      login host's sandbox); sudo never prompts; explain's scontrol/sacct
+#      run as the service account in their fixed form
 #   6  secrets (JUPYTERHUB_API_TOKEN, JPY_API_TOKEN, a site pattern) never in
 #      any argv (sampled during submits, daemon and direct), in the daemon's
 #      log, in `status`, or in error messages
@@ -320,6 +321,13 @@ for mode in daemon direct; do
     for ((k = 0; k < 3; k++)); do
         expect_exit 0 "$BRIDGE" "${HD[@]}" --mode "$mode" --user "$U" query "$J1"
     done
+    # explain: the service account's scontrol (and sacct for a job slurmctld
+    # does not hold), no sudo; another user's job reads as unknown
+    expect_exit 0 "$BRIDGE" "${HD[@]}" --mode "$mode" --user "$U" explain "$J1"
+    expect_match "$STDOUT" '^RUNNING' "$mode: explain of the user's own running job"
+    expect_exit 1 "$BRIDGE" "${HD[@]}" --mode "$mode" --user "$SANDBOX_OUTSIDER" explain "$J1"
+    expect_match "$STDERR" "slurm-ssh-bridge: not_found: Slurm knows no job $J1 of user $SANDBOX_OUTSIDER" "$mode: explain of another user's job is not_found"
+    expect_exit 1 "$BRIDGE" "${HD[@]}" --mode "$mode" --user "$U" explain 4000000000
     # accounts sudoers does not allow: refused by sudo -n, at once, never a prompt
     for who in "$SANDBOX_OUTSIDER" root "$SANDBOX_SERVICE_USER" nobody daemon no.such.user; do
         t0=$(now_ms)
@@ -349,7 +357,7 @@ done
 touch "$STOP"
 wait_for 20 gone "$SAMPLER" || fail "the argv sampler did not stop"
 kv "$PY" "$HELPER" argv "$WORK/argv-sandbox.txt" "$WRAPPERS_DIR" "$SB/slurm/spool"
-info "sampled sandbox processes: ${KV[processes]:-?} distinct (sudo ${KV[sudo]:-?}, wrappers ${KV[wrapper]:-?}, slurm ${KV[slurm_cmd]:-?}, login shell ${KV[login_shell]:-?}, env snippet ${KV[snippet]:-?})"
+info "sampled sandbox processes: ${KV[processes]:-?} distinct (sudo ${KV[sudo]:-?}, wrappers ${KV[wrapper]:-?}, slurm ${KV[slurm_cmd]:-?}, explain's scontrol/sacct ${KV[explain_cmd]:-?}, login shell ${KV[login_shell]:-?}, env snippet ${KV[snippet]:-?})"
 if [[ ${KV[unexpected]:-x} == 0 ]]; then
     pass "every sampled command on the login host has one of the fixed forms"
 else

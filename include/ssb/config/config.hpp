@@ -37,6 +37,8 @@ struct Config {
     std::string wrappers_dir = "/opt/jupyter/slurmspawner_wrappers/bin";
     std::string sudo = "/usr/bin/sudo";
     std::string bash = "/bin/bash";
+    std::string scontrol = "/usr/bin/scontrol";  // explain: run as the service account, no sudo
+    std::string sacct = "/usr/bin/sacct";
   } remote;
 
   struct Env {
@@ -61,6 +63,10 @@ struct Config {
     int max_pending_per_client = 256;
     int idle_timeout_s = 600;
     int line_timeout_s = 30;
+    // Local accounts (names or uids) and groups whose processes may use
+    // the socket; both empty: whoever the socket's mode admits.
+    std::vector<std::string> allowed_users;
+    std::vector<std::string> allowed_groups;
   } daemon;
 
   struct Pool {

@@ -11,7 +11,7 @@
 
 namespace ssb::core {
 
-enum class Op { submit, query, cancel, status };
+enum class Op { submit, query, cancel, status, explain };
 
 std::string_view to_string(Op op);
 bool op_from_string(std::string_view text, Op& out);
@@ -19,7 +19,7 @@ bool op_from_string(std::string_view text, Op& out);
 struct Request {
   Op op = Op::query;
   std::string user;
-  std::string job_id;                      // query, cancel
+  std::string job_id;                      // query, cancel, explain
   std::string script;                      // submit
   std::map<std::string, std::string> env;  // submit: variables offered for forwarding
   // submit: the HOME the hub set for this user (batchspawner's user_env),

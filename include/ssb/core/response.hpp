@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ssb/core/explain.hpp"
 #include "ssb/core/request.hpp"
 #include "ssb/util/result.hpp"
 
@@ -36,7 +37,8 @@ struct Response {
   std::optional<std::string> state;  // query: first word of the wrapper's output
   std::optional<std::string> host;   // query: the execution host, when given
   std::optional<RemoteOutcome> remote;
-  std::optional<Error> error;  // unset: ok
+  std::optional<JobExplanation> job;  // explain: what Slurm knows (the request's user's own job only)
+  std::optional<Error> error;         // unset: ok
   std::int64_t elapsed_ms = 0;
   std::string path;  // "direct" or "daemon"
   // Lines the bridge's own remote snippet wrote to stderr, prefixed
@@ -46,6 +48,11 @@ struct Response {
   // query, coalesced mode: set when the answer came from a batch squeue line
   // for a job the user owns; never in per_user mode.
   std::optional<SlurmDetails> slurm;
+  // explain: why the job was answered as unknown (another user's job, or
+  // what scontrol and sacct said). For the daemon log and the CLI's stderr
+  // only; never serialised, so the answer itself does not tell a foreign
+  // job from an unknown one.
+  std::string audit;
 
   bool ok() const { return !error.has_value(); }
 };
@@ -54,7 +61,9 @@ inline constexpr std::string_view kNoticePrefix = "slurm-ssh-bridge: notice: ";
 
 // Builds the response for a request whose wrapper ran to completion: parses
 // the job id (submit) or state and host (query) and turns a non-zero exit
-// status into an Errc::remote_failed error that keeps the output.
+// status into an Errc::remote_failed error that keeps the output. explain:
+// parses scontrol/sacct output (core::explain_from_output) into `job`, or
+// an error (not_found, remote_failed); its raw output is not kept.
 Response from_remote(const Request& request, RemoteOutcome outcome);
 
 // Builds the response for a request that failed before the wrapper's

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "ssb/config/config.hpp"
+#include "ssb/daemon/peer.hpp"
 #include "ssb/daemon/pool.hpp"
 #include "ssb/util/result.hpp"
 
@@ -53,6 +54,8 @@ class Server {
   void on_accept_error(const boost::system::error_code& ec);
   void admit(boost::asio::local::stream_protocol::socket socket);
   bool evict_idlest();
+  bool refuse_peer(boost::asio::local::stream_protocol::socket& socket);
+  void log_rate_limited(const std::string& message);
   void begin_shutdown(int signal_number);
   void check_drained();
   void finish();
@@ -70,6 +73,7 @@ class Server {
   std::uint64_t unlogged_accept_events_ = 0;
   Clock::time_point drain_deadline_{};
   Pool pool_;
+  PeerPolicy peers_;  // daemon.allowed_users / allowed_groups
   std::set<std::shared_ptr<Connection>> connections_;
   bool stopping_ = false;
   bool socket_owned_ = false;  // we bound it: we remove it

@@ -46,6 +46,12 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
 // Serialises a request (client side of the protocol).
 nlohmann::json request_to_json(const nlohmann::json& id, const core::Request& request);
 
+// explain's "job" object: {"state", "exit_code", "signal", "reason",
+// "stdout", "expected_start", "source"}, unknown values as null.
+nlohmann::json job_to_json(const core::JobExplanation& job);
+// The same back (client side); throws nlohmann::json::exception when malformed.
+core::JobExplanation job_from_json(const nlohmann::json& object);
+
 // The response object without protocol envelope (the CLI's --json output).
 nlohmann::json response_to_json(const core::Response& response);
 

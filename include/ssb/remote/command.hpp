@@ -29,7 +29,8 @@ struct RemoteCommand {
 std::string_view wrapper_name(core::Op op);
 std::string wrapper_path(const config::Config& config, core::Op op);
 
-// The command for a validated submit, query or cancel request.
+// The command for a validated submit, query, cancel or explain request
+// (explain: build_explain).
 RemoteCommand build(const core::Request& request, const config::Config& config);
 
 // status.mode = "coalesced": the service account's own squeue (no sudo)
@@ -41,6 +42,13 @@ Result<RemoteCommand> build_status_batch(const config::Config& config, const std
 // `check`, coalesced mode: what the service account may see of other
 // users' jobs: slurm.conf's PrivateData, and its own AdminLevel.
 RemoteCommand build_visibility_probe(const config::Config& config);
+// explain, as the service account (no sudo: the reference sudoers allows
+// only the three wrappers): `scontrol -o show job N`, and when that fails
+// (slurmctld forgot the job) `sacct -n -P -X -j N -o
+// JobID,User,State,ExitCode,Reason,Start`; `-M CLUSTER` when the id names a
+// cluster. Each tool's output (stderr merged) follows its marker line
+// (core::kExplain*Marker); the exit status is scontrol's success or sacct's.
+RemoteCommand build_explain(const core::Request& request, const config::Config& config);
 
 // `check`: lists which wrappers are missing or not executable for the
 // service account; prints one "missing PATH" line per problem.

@@ -35,6 +35,7 @@ enum class Errc {
   overloaded,
   submit_unknown,
   remote_failed,
+  not_found,
   shutting_down,
   internal,
 };

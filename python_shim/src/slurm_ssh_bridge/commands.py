@@ -62,6 +62,7 @@ ERROR_CODES = (
     "overloaded",
     "submit_unknown",
     "remote_failed",
+    "not_found",
     "shutting_down",
     "internal",
 )

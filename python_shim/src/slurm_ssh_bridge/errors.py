@@ -33,6 +33,7 @@ __all__ = [
     "OverloadedError",
     "SubmitUnknownError",
     "RemoteFailedError",
+    "NotFoundError",
     "ShuttingDownError",
     "InternalError",
     "error_class_for_code",
@@ -168,6 +169,12 @@ class RemoteFailedError(BridgeError):
         return self.response.get("stderr", "") or ""
 
 
+class NotFoundError(BridgeError):
+    """explain: Slurm knows no such job of this user (never existed, forgotten, or another user's)."""
+
+    code = "not_found"
+
+
 class ShuttingDownError(BridgeError):
     code = "shutting_down"
 
@@ -194,6 +201,7 @@ _BY_CODE: Dict[str, Type[BridgeError]] = {
         OverloadedError,
         SubmitUnknownError,
         RemoteFailedError,
+        NotFoundError,
         ShuttingDownError,
         InternalError,
     )

@@ -19,14 +19,18 @@ This module imports batchspawner (>= 1.3). The values it uses live in
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import pwd
+import time
 
 from batchspawner import BatchSpawnerBase, SlurmSpawner
-from traitlets import Unicode, default, validate, TraitError
+from batchspawner.batchspawner import format_template
+from traitlets import Float, Unicode, default, validate, TraitError
 from traitlets.config import LoggingConfigurable
 
-from . import commands
+from . import commands, slurm_details
 
 try:  # batchspawner >= 1.2
     from batchspawner import JobStatus
@@ -126,6 +130,22 @@ class BridgeSpawnerMixin(LoggingConfigurable):
         """,
     ).tag(config=True)
 
+    explain_interval = Float(
+        5.0,
+        help="""Seconds between two ``explain`` calls for a pending job of this
+        spawner when the query answer carries no Slurm details (per-user
+        status mode), so the spawn page can still say why and until when it
+        waits.
+
+        5 s: batchspawner polls every ``startup_poll_interval`` (0.5 s) and
+        the page refreshes every second, while Slurm re-plans a pending
+        job's reason and start time on its scheduling cycles (tens of
+        seconds); one ``scontrol`` per 5 s per waiting user costs the login
+        host a tenth of the queries already made, and the message is at
+        most 5 s old. 0 disables it.
+        """,
+    ).tag(config=True)
+
     @validate("bridge_path")
     def _validate_bridge_path(self, proposal):
         try:
@@ -192,6 +212,14 @@ class BridgeSpawnerMixin(LoggingConfigurable):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._warn_about_overrides()
+        # What Slurm said about the pending job (a query's "slurm" object or
+        # explain's "job" object), kept beside batchspawner's job_status.
+        self.slurm_details = None
+        self._explained_at = None  # monotonic time of the last explain
+        self._submitted = None  # (job id, batch script) of the last submit
+        self._query_cmd = None  # the text query batchspawner is running now
+        self._kept_explanation = None  # explain's last answer for the pending job
+        self._last_script = None
 
     def _warn_about_overrides(self):
         """Log when configuration replaced the bridge commands or regexes.
@@ -247,7 +275,117 @@ class BridgeSpawnerMixin(LoggingConfigurable):
         # of the bridge's environment forwarding.
         if env is None:
             env = commands.scrub_hub_environment(os.environ)
+        if cmd is not None and cmd == self._query_cmd:
+            return await self._run_query_with_details(cmd, env)
         return await super().run_command(cmd, input=input, env=env)
+
+    def _bridge_cmd(self, subcommand, job_id=None):
+        """The bridge command line for ``subcommand`` (e.g. "--json explain
+        {job_id}") about this spawner's job (or ``job_id``), from the same
+        exec_prefix batchspawner uses; None when configuration replaced the
+        bridge's prefix (then the shim does not assume the bridge answers)."""
+        if self.exec_prefix != self._bridge_defaults()["exec_prefix"]:
+            return None
+        subvars = self.get_req_subvars()
+        subvars["job_id"] = job_id or self.job_id
+        return " ".join((format_template(self.exec_prefix, **subvars), format_template(subcommand, **subvars)))
+
+    async def _run_bridge(self, cmd, env):
+        """(exit status, stdout, stderr) of one bridge call; the spawner's
+        own subprocess like batchspawner's run_command, without raising."""
+        proc = await asyncio.create_subprocess_shell(
+            cmd, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await proc.communicate()
+        except BaseException:
+            proc.kill()
+            raise
+        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    async def _run_query_with_details(self, cmd, env):
+        """The query as ``--json``: returns or raises exactly what batchspawner's
+        run_command gives for the text query (slurm_details.query_text), and
+        keeps the answer's Slurm details aside.
+
+        The CLI rather than the daemon client (client.py): it keeps
+        bridge_mode's daemon/direct fallback and the configured exec_prefix,
+        at the same cost as batchspawner's own call (one short process)."""
+        json_cmd = cmd
+        if self.batch_query_cmd == commands.QUERY_CMD:
+            json_cmd = self._bridge_cmd("--json " + self.batch_query_cmd) or cmd
+        returncode, out, err = await self._run_bridge(json_cmd, env)
+        try:
+            response = json.loads(out) if json_cmd != cmd else None
+        except ValueError:
+            response = None
+        text, failed = slurm_details.query_text(response, returncode, out, err)
+        details = response.get("slurm") if isinstance(response, dict) else None
+        self.slurm_details = details if isinstance(details, dict) else None
+        if failed:
+            self.log.error("Subprocess returned exitcode %s" % returncode)
+            self.log.error(text)
+            raise RuntimeError(text)
+        return text
+
+    async def explain_job(self, job_id=None):
+        """explain's "job" object for this spawner's job (or ``job_id``), or
+        None when the bridge cannot say (not_found, Slurm unreachable, a
+        non-bridge exec_prefix): callers then keep batchspawner's words."""
+        job_id = job_id or self.job_id
+        if not job_id:
+            return None
+        cmd = self._bridge_cmd("--json explain {job_id}", job_id)
+        if cmd is None:
+            return None
+        returncode, out, err = await self._run_bridge(cmd, commands.scrub_hub_environment(os.environ))
+        for line in err.splitlines():
+            self.log.info("explain %s: %s", job_id, line)
+        try:
+            response = json.loads(out)
+        except ValueError:
+            return None
+        if not isinstance(response, dict) or not response.get("ok") or not isinstance(response.get("job"), dict):
+            if isinstance(response, dict) and isinstance(response.get("error"), dict):
+                self.log.info("explain %s: %s", job_id, response["error"].get("message"))
+            return None
+        return response["job"]
+
+    async def submit_batch_script(self):
+        job_id = await super().submit_batch_script()
+        # batchspawner clears job_id before it raises "job gone": remember it
+        # (and the script, for its --output) to explain the end.
+        self._submitted = (job_id, self._last_script) if job_id else None
+        return job_id
+
+    async def _get_batch_script(self, **subvars):
+        self._last_script = await super()._get_batch_script(**subvars)
+        return self._last_script
+
+    async def start(self):
+        try:
+            return await super().start()
+        except RuntimeError as exc:
+            if not slurm_details.is_batchspawner_gone_message(str(exc)) or not self._submitted:
+                raise
+            job_id, script = self._submitted
+            job = await self.explain_job(job_id)
+            if job is None:
+                raise
+            log = slurm_details.output_path(script or "", job_id, self.req_username)
+            message = slurm_details.ended_message(job_id, job, log)
+            if message is None:
+                raise
+            self.log.warning("Job %s ended before its server started: %s", job_id, message)
+            raise RuntimeError(message) from exc
+
+    async def progress(self):
+        async for event in super().progress():
+            if self.state_ispending():
+                better = slurm_details.pending_message(self.slurm_details)
+                if better:
+                    event = dict(event, message=better)
+            yield event
 
     async def query_job_status(self):
         if self.job_id:
@@ -258,7 +396,29 @@ class BridgeSpawnerMixin(LoggingConfigurable):
                 self.log.error(problem)
                 self.job_status = problem
                 return JobStatus.UNKNOWN
-        return await super().query_job_status()
+        self._query_cmd = self._bridge_cmd(self.batch_query_cmd) if self.job_id else None
+        try:
+            status = await super().query_job_status()
+        finally:
+            self._query_cmd = None
+        if status is JobStatus.PENDING and self.slurm_details is None and self.explain_interval > 0:
+            await self._explain_pending()
+        elif status is not JobStatus.PENDING and status is not JobStatus.UNKNOWN:
+            self._kept_explanation = None
+        return status
+
+    async def _explain_pending(self):
+        """Per-user mode: the query carries no Slurm details, so ask explain
+        (at most once per explain_interval) and keep its answer until the
+        next one."""
+        now = time.monotonic()
+        if self._explained_at is not None and now - self._explained_at < self.explain_interval:
+            self.slurm_details = self._kept_explanation
+            return
+        self._explained_at = now
+        job = await self.explain_job()
+        self._kept_explanation = job if job and job.get("state") == "PENDING" else None
+        self.slurm_details = self._kept_explanation
 
 
 class BridgeSlurmSpawner(BridgeSpawnerMixin, SlurmSpawner):

@@ -27,11 +27,15 @@
 import binascii
 import json
 import os
+import pwd
 import re
 import sys
 import time
 
 from ndjson import PROTOCOL_VERSION, code_of, connect, probe as probe_socket, request_line as req
+
+#: The login host's service account: explain's scontrol/sacct run as it, never via sudo.
+SERVICE_ACCOUNT = os.environ.get("SANDBOX_SERVICE_USER", "jupyterspawner")
 
 
 def hostile_cases():
@@ -241,8 +245,15 @@ def check_argv(cg_out, wdir, spool):
     # no identity prefix, nothing user-controlled.
     batch_ids = r"[1-9][0-9]*(?:,[1-9][0-9]*)*"
     login_forms.append(r"exec 'squeue' -h -j '" + batch_ids + r"' -o '%i\|%u\|%T\|%B\|%r\|%S'")
-    c = {"processes": 0, "sudo": 0, "wrapper": 0, "slurm_cmd": 0, "login_shell": 0, "snippet": 0, "infra": 0,
-         "unexpected": 0}
+    # explain: the service account's own scontrol, then sacct (no sudo, no
+    # user name; remote::build_explain).
+    explain_form = (r"echo 'slurm-ssh-bridge-explain: scontrol'; '/usr/bin/scontrol' -o show job '[0-9]+' 2>&1 && "
+                    r"exit 0; echo 'slurm-ssh-bridge-explain: sacct'; exec '/usr/bin/sacct' -n -P -X -j '[0-9]+' "
+                    r"-o JobID,User,State,ExitCode,Reason,Start 2>&1")
+    login_forms.append(explain_form)
+    service_uid = pwd.getpwnam(SERVICE_ACCOUNT).pw_uid
+    c = {"processes": 0, "sudo": 0, "wrapper": 0, "slurm_cmd": 0, "explain_cmd": 0, "login_shell": 0, "snippet": 0,
+         "infra": 0, "unexpected": 0}
     bad = []
     with open(cg_out) as fh:
         for ln in fh:
@@ -279,6 +290,13 @@ def check_argv(cg_out, wdir, spool):
                 if len(argv) == 6 and argv[1:3] == ["-h", "-j"] and re.fullmatch(batch_ids, argv[3]) \
                         and argv[4:] == ["-o", "%i|%u|%T|%B|%r|%S"]:
                     c["slurm_cmd"] += 1
+                    continue
+            elif a0 in ("/usr/bin/scontrol", "/usr/bin/sacct"):
+                if int(uid) == service_uid and (
+                        (len(argv) == 5 and argv[1:4] == ["-o", "show", "job"] and argv[4].isdigit())
+                        or (len(argv) == 8 and argv[1:5] == ["-n", "-P", "-X", "-j"] and argv[5].isdigit()
+                            and argv[6:] == ["-o", "JobID,User,State,ExitCode,Reason,Start"])):
+                    c["explain_cmd"] += 1
                     continue
             elif a0 in ("bash", "-bash", "/bin/bash"):
                 if len(argv) == 3 and argv[1] == "-c" and any(re.fullmatch(f, argv[2], re.S) for f in login_forms):

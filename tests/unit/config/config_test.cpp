@@ -206,3 +206,22 @@ TEST_CASE("config: path resolution order") {
   CHECK(resolve_path("", nullptr) == kDefaultConfigPath);
   CHECK(resolve_path("", "") == kDefaultConfigPath);
 }
+
+TEST_CASE("config: a socket mode others may write needs an allow list") {
+  auto msg = error_of(std::string(kMinimal) + "[daemon]\nsocket_mode = \"0666\"\n");
+  CHECK_THAT(msg, Catch::Contains("daemon.socket_mode 0666 lets every local account submit and cancel jobs") &&
+                      Catch::Contains("daemon.allowed_users"));
+  auto ok = load_string(std::string(kMinimal) + "[daemon]\nsocket_mode = \"0666\"\nallowed_groups = [\"jupyterhub\"]\n",
+                        "/etc/t.toml");
+  REQUIRE(ok);
+  CHECK(finalize(*ok).ok());
+  CHECK_THAT(error_of(std::string(kMinimal) + "[daemon]\nallowed_users = [\"a b\"]\n"),
+             Catch::Contains("daemon.allowed_users") && Catch::Contains("must be an account or group name"));
+}
+
+TEST_CASE("config: the client bounds of the daemon have limits") {
+  CHECK_THAT(error_of(std::string(kMinimal) + "[daemon]\nmax_pending_per_client = 0\n"),
+             Catch::Contains("daemon.max_pending_per_client"));
+  CHECK_THAT(error_of(std::string(kMinimal) + "[daemon]\nline_timeout_s = 0\n"),
+             Catch::Contains("daemon.line_timeout_s"));
+}

@@ -76,7 +76,7 @@ TEST_CASE("forwardable_env reads environ entries") {
 }
 
 TEST_CASE("op names round-trip") {
-  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status}) {
+  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status, Op::explain}) {
     Op back;
     REQUIRE(op_from_string(to_string(op), back));
     CHECK(back == op);
@@ -114,4 +114,21 @@ TEST_CASE("request: an unusable hub HOME is refused with the user and the reason
   q.hub_home = "relative";
   CHECK(validate(q, c).ok());  // query: ignored and cleared
   CHECK(q.hub_home.empty());
+}
+
+TEST_CASE("request: explain validates user and job id like query, and carries nothing else") {
+  auto c = cfg();
+  Request ok{Op::explain, "alice.proj1", "42;cluster-1", "script", {{"JUPYTERHUB_API_TOKEN", "t"}}};
+  REQUIRE(validate(ok, c));
+  CHECK(ok.script.empty());
+  CHECK(ok.env.empty());
+  Request zero{Op::explain, "alice.proj1", "042", "", {}};
+  auto z = validate(zero, c);
+  REQUIRE_FALSE(z);
+  CHECK(z.error().code == Errc::invalid_job_id);
+  CHECK(z.error().message == "invalid job id \"042\": a Slurm job id is positive and has no leading zeros");
+  Request inject{Op::explain, "alice.proj1", "42; id", "", {}};
+  CHECK(validate(inject, c).error().code == Errc::invalid_job_id);
+  Request user{Op::explain, "-alice", "42", "", {}};
+  CHECK(validate(user, c).error().code == Errc::invalid_user);
 }

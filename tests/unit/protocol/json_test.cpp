@@ -39,7 +39,7 @@ TEST_CASE("protocol: malformed requests are bad_request with a reason") {
   CHECK(parse_error(R"({"v":2,"id":1,"op":"status"})").message == "request must carry \"v\": 1 (protocol version)");
   CHECK(parse_error(R"({"v":1,"op":"status"})").message == "request must carry an \"id\" (string or integer)");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"rm"})").message ==
-        "unknown op \"rm\"; expected submit, query, cancel or status");
+        "unknown op \"rm\"; expected submit, query, cancel, explain or status");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"status","x":1})").message == "request has unknown field \"x\"");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a"})").message == "op \"query\" needs the field \"job_id\"");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a","job_id":42})").message ==
@@ -195,4 +195,36 @@ TEST_CASE("protocol: the status request and its envelope") {
   auto env = status_envelope("s", json{{"queue_depth", 0}});
   CHECK(to_line(env) == R"({"id":"s","ok":true,"status":{"queue_depth":0},"v":1})");
   CHECK_FALSE(env.contains("error"));
+}
+
+TEST_CASE("protocol: explain takes user and job_id; its job object round-trips") {
+  json id;
+  auto e = parse_request(R"({"v":1,"id":3,"op":"explain","user":"alice","job_id":"42"})", 1 << 20, id);
+  REQUIRE(e.ok());
+  CHECK(e->request.op == core::Op::explain);
+  CHECK(parse_error(R"({"v":1,"id":3,"op":"explain","user":"alice"})").message ==
+        "op \"explain\" needs the field \"job_id\"");
+  CHECK(parse_error(R"({"v":1,"id":3,"op":"explain","user":"a","job_id":"1","script":"x"})").message ==
+        "op \"explain\" does not take the field \"script\"");
+
+  core::Response r;
+  r.op = core::Op::explain;
+  r.user = "alice";
+  r.job_id = "42";
+  r.job = core::JobExplanation{"FAILED",     1,          std::nullopt, "NonZeroExitCode", "/home/a/x.log",
+                               std::nullopt, "scontrol", "alice"};
+  r.audit = "never on the wire";
+  auto j = response_envelope(5, r);
+  CHECK(j["job"] == json::parse(R"({"state":"FAILED","exit_code":1,"signal":null,"reason":"NonZeroExitCode",
+                                    "stdout":"/home/a/x.log","expected_start":null,"source":"scontrol"})"));
+  CHECK(j.dump().find("never on the wire") == std::string::npos);
+  CHECK(j.dump().find("owner") == std::string::npos);
+  auto back = response_from_json(j);
+  REQUIRE(back.ok());
+  REQUIRE(back->job);
+  CHECK(back->job->exit_code == 1);
+  CHECK(back->job->stdout_path == std::optional<std::string>("/home/a/x.log"));
+  CHECK_FALSE(back->job->signal);
+  CHECK(back->job->source == "scontrol");
+  CHECK(back->op == core::Op::explain);
 }

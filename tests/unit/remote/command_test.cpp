@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -311,4 +312,57 @@ TEST_CASE("command: the visibility probe prints PrivateData and the AdminLevel, 
   CHECK(status == 0);
   CHECK(out == "privatedata=jobs,usage\nadminlevel=Operator\n");
   REQUIRE(std::system(("rm -rf " + d).c_str()) == 0);
+}
+
+TEST_CASE("explain command: scontrol then sacct as the service account, exact shape") {
+  auto c = cfg();
+  core::Request r{core::Op::explain, "alice.proj1", "42", "", {}};
+  auto rc = build(r, c);
+  CHECK(rc.command ==
+        "echo 'slurm-ssh-bridge-explain: scontrol'; '/usr/bin/scontrol' -o show job '42' 2>&1 && exit 0; "
+        "echo 'slurm-ssh-bridge-explain: sacct'; exec '/usr/bin/sacct' -n -P -X -j '42' -o "
+        "JobID,User,State,ExitCode,Reason,Start 2>&1");
+  CHECK(rc.command.find("alice") == std::string::npos);  // no user-controlled text, no sudo
+  CHECK(rc.command.find("sudo") == std::string::npos);
+  CHECK(rc.stdin_data.empty());
+  CHECK(rc.env_requests.empty());
+  core::Request cl{core::Op::explain, "alice.proj1", "42;hpc-1", "", {}};
+  auto rcl = build(cl, c);
+  CHECK(rcl.command.find("'/usr/bin/scontrol' -M 'hpc-1' -o show job '42'") != std::string::npos);
+  CHECK(rcl.command.find("'/usr/bin/sacct' -M 'hpc-1' -n -P -X -j '42'") != std::string::npos);
+}
+
+TEST_CASE("explain command: real sh runs scontrol, and sacct only when scontrol fails") {
+  // Stand-ins for the two tools print their arguments; the real ones run in
+  // the integration suites.
+  char dir[] = "/tmp/ssb-unit-explain-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  const std::string d = dir;
+  auto tool = [&](const std::string& name, const std::string& body) {
+    std::ofstream(d + "/" + name) << "#!/bin/sh\n" << body << "\n";
+    REQUIRE(chmod((d + "/" + name).c_str(), 0755) == 0);
+  };
+  auto c = cfg();
+  c.remote.scontrol = d + "/scontrol";
+  c.remote.sacct = d + "/sacct";
+  core::Request r{core::Op::explain, "alice.proj1", "42", "", {}};
+  tool("scontrol", "echo \"JobId=$4 JobState=RUNNING\"");
+  tool("sacct", "echo sacct-ran");
+  int status = -1;
+  auto out = run_sh(build(r, c).command, "", &status);
+  CHECK(status == 0);
+  CHECK(out == "slurm-ssh-bridge-explain: scontrol\nJobId=42 JobState=RUNNING\n");
+  tool("scontrol", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1");
+  tool("sacct", "echo \"$5|alice|FAILED|1:0|None|Unknown\"; exit 0");
+  out = run_sh(build(r, c).command, "", &status);
+  CHECK(status == 0);
+  CHECK(out ==
+        "slurm-ssh-bridge-explain: scontrol\nslurm_load_jobs error: Invalid job id specified\n"
+        "slurm-ssh-bridge-explain: sacct\n42|alice|FAILED|1:0|None|Unknown\n");
+  tool("sacct", "echo 'Slurm accounting storage is disabled' >&2; exit 1");
+  out = run_sh(build(r, c).command, "", &status);
+  CHECK(status == 1);
+  CHECK(out.find("Slurm accounting storage is disabled") != std::string::npos);
+  for (const char* f : {"scontrol", "sacct"}) unlink((d + "/" + f).c_str());
+  rmdir(dir);
 }
