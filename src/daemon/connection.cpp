@@ -13,9 +13,11 @@ namespace asio = boost::asio;
 
 using Clock = std::chrono::steady_clock;
 
-Connection::Connection(asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number)
+Connection::Connection(asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number,
+                       std::optional<Error> refusal)
     : socket_(std::move(socket)), server_(server), number_(number),
-      buffer_(static_cast<std::size_t>(server.config().daemon.max_line_bytes) + 1), timer_(server.io()) {}
+      buffer_(static_cast<std::size_t>(server.config().daemon.max_line_bytes) + 1), refusal_(std::move(refusal)),
+      timer_(server.io()) {}
 
 void Connection::start() {
   do_read();
@@ -129,6 +131,11 @@ void Connection::do_read() {
 void Connection::handle_line(const std::string& line) {
   nlohmann::json id;
   auto parsed = protocol::parse_request(line, static_cast<std::size_t>(server_.config().daemon.max_line_bytes), id);
+  if (refusal_) {
+    send(protocol::to_line(protocol::error_envelope(id, *refusal_)));
+    reading_closed_ = true;  // closed once the answer is written
+    return;
+  }
   std::string log_id = fmt::format("{}.{}", number_, ++next_request_);
   if (!parsed) {
     log::info(
