@@ -63,8 +63,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t next_request_ = 0;
   bool reading_closed_ = false;
   std::optional<Error> refusal_;
-  bool reading_ = false;  // a read is outstanding
-  bool paused_ = false;   // stopped reading: max_pending_per_client reached
+  std::string peer_uid_ = "-";  // logged with each request
+  bool reading_ = false;        // a read is outstanding
+  bool paused_ = false;         // stopped reading: max_pending_per_client reached
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point line_started_{};  // a partial line arrived (zero: none)
