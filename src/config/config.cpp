@@ -195,61 +195,34 @@ std::optional<std::string> account_name(const std::string& s) {
   return std::nullopt;
 }
 
-// Enum-valued keys are stored as strings in the file and mapped here.
-Key env_method_key() {
-  Key k;
-  k.info = {"env.method", "string", "\"stdin\"",
-            "How forwarded variables reach the wrapper: \"stdin\" (NUL-separated records ahead of the job script, "
-            "exported by a fixed bash snippet; no sshd change needed) or \"setenv\" (SSH environment requests; the "
-            "login host's sshd needs AcceptEnv for the forwarded names)."};
-  k.type = Type::string;
-  k.set = [](Config& c, const Value& v) -> std::optional<std::string> {
-    const auto& s = std::get<std::string>(v);
-    if (auto why = one_of(s, {"stdin", "setenv"})) return why;
-    c.env.method = s == "stdin" ? EnvMethod::stdin_records : EnvMethod::setenv;
-    return std::nullopt;
-  };
-  k.get = [](const Config& c) { return quote_toml(c.env.method == EnvMethod::stdin_records ? "stdin" : "setenv"); };
-  return k;
-}
-
-Key client_mode_key() {
-  Key k;
-  k.info = {"client.mode", "string", "\"auto\"",
-            "\"auto\": use the daemon when its socket answers, else connect directly; \"daemon\": only the "
-            "daemon (fail if it is not running); \"direct\": never use the daemon."};
-  k.type = Type::string;
-  k.set = [](Config& c, const Value& v) -> std::optional<std::string> {
-    const auto& s = std::get<std::string>(v);
-    if (auto why = one_of(s, {"auto", "daemon", "direct"})) return why;
-    c.client.mode = s == "auto" ? ClientMode::auto_select : s == "daemon" ? ClientMode::daemon : ClientMode::direct;
-    return std::nullopt;
-  };
-  k.get = [](const Config& c) {
-    switch (c.client.mode) {
-      case ClientMode::auto_select: return quote_toml("auto");
-      case ClientMode::daemon: return quote_toml("daemon");
-      case ClientMode::direct: return quote_toml("direct");
+// Enum-valued keys are stored as strings in the file and mapped here: each
+// spelling with its value, the first spelling being what an unknown value
+// reads back as.
+template <class E, class Ref>
+Key enum_key(std::string name, Ref ref, std::vector<std::pair<const char*, E>> choices, std::string help) {
+  auto spelling = [choices](E value) {
+    for (const auto& [text, e] : choices) {
+      if (e == value) return std::string(text);
     }
-    return quote_toml("auto");
+    return std::string(choices.front().first);
   };
-  return k;
-}
-
-Key status_mode_key() {
+  Config defaults;
   Key k;
-  k.info = {"status.mode", "string", "\"per_user\"",
-            "Daemon: how queries are answered. \"per_user\": one sudo'd slurmspawner_squeue run per query; "
-            "\"coalesced\": one squeue run as the service account for all job ids asked about in a window "
-            "(status.window_ms), answering each user only about their own jobs (README, \"Coalesced status\")."};
+  k.info = {std::move(name), "string", quote_toml(spelling(ref(defaults))), std::move(help)};
   k.type = Type::string;
-  k.set = [](Config& c, const Value& v) -> std::optional<std::string> {
+  k.set = [ref, choices](Config& c, const Value& v) -> std::optional<std::string> {
     const auto& s = std::get<std::string>(v);
-    if (auto why = one_of(s, {"per_user", "coalesced"})) return why;
-    c.status.mode = s == "per_user" ? StatusMode::per_user : StatusMode::coalesced;
-    return std::nullopt;
+    std::string all;
+    for (const auto& [text, e] : choices) {
+      if (s == text) {
+        ref(c) = e;
+        return std::nullopt;
+      }
+      all += (all.empty() ? "" : ", ") + quote_toml(text);
+    }
+    return fmt::format("must be one of {}, got {}", all, quote_toml(s));
   };
-  k.get = [](const Config& c) { return quote_toml(c.status.mode == StatusMode::per_user ? "per_user" : "coalesced"); };
+  k.get = [ref, spelling](const Config& c) { return quote_toml(spelling(ref(c))); };
   return k;
 }
 
@@ -323,7 +296,11 @@ const std::vector<Key>& keys() {
                          "Names (glob patterns, '*' only) of environment variables forwarded to the wrapper on "
                          "submit. The login host's sudoers env_keep must keep them too.",
                          env_pattern));
-    t.push_back(env_method_key());
+    t.push_back(enum_key<EnvMethod>(
+        "env.method", SSB_REF(env.method), {{"stdin", EnvMethod::stdin_records}, {"setenv", EnvMethod::setenv}},
+        "How forwarded variables reach the wrapper: \"stdin\" (NUL-separated records ahead of the job script, "
+        "exported by a fixed bash snippet; no sshd change needed) or \"setenv\" (SSH environment requests; the "
+        "login host's sshd needs AcceptEnv for the forwarded names)."));
     t.push_back(list_key("env.secret_patterns", SSB_REF(env.secret_patterns),
                          "Names (glob patterns) whose values are secrets: never logged, never shown, never put on "
                          "a command line.",
@@ -378,7 +355,11 @@ const std::vector<Key>& keys() {
                         "First delay before reconnecting a failed connection (doubles, with jitter)."));
     t.push_back(int_key("pool.reconnect_max_ms", SSB_REF(pool.reconnect_max_ms), 1, 3600000,
                         "Largest delay between reconnect attempts."));
-    t.push_back(status_mode_key());
+    t.push_back(enum_key<StatusMode>(
+        "status.mode", SSB_REF(status.mode), {{"per_user", StatusMode::per_user}, {"coalesced", StatusMode::coalesced}},
+        "Daemon: how queries are answered. \"per_user\": one sudo'd slurmspawner_squeue run per query; "
+        "\"coalesced\": one squeue run as the service account for all job ids asked about in a window "
+        "(status.window_ms), answering each user only about their own jobs (README, \"Coalesced status\")."));
     t.push_back(int_key("status.window_ms", SSB_REF(status.window_ms), 10, 60000,
                         "Coalesced status: least milliseconds between the starts of two squeue runs; queries "
                         "arriving meanwhile wait for the next run. Bounds the service account's RPC rate "
@@ -390,7 +371,11 @@ const std::vector<Key>& keys() {
                            "Coalesced status: squeue on the login host, run as the service account (no sudo): a "
                            "command name on its PATH or an absolute path.",
                            command_name));
-    t.push_back(client_mode_key());
+    t.push_back(enum_key<ClientMode>(
+        "client.mode", SSB_REF(client.mode),
+        {{"auto", ClientMode::auto_select}, {"daemon", ClientMode::daemon}, {"direct", ClientMode::direct}},
+        "\"auto\": use the daemon when its socket answers, else connect directly; \"daemon\": only the "
+        "daemon (fail if it is not running); \"direct\": never use the daemon."));
     t.push_back(int_key("client.daemon_connect_timeout_ms", SSB_REF(client.daemon_connect_timeout_ms), 1, 60000,
                         "How long the CLI waits for the daemon's socket to accept."));
     t.push_back(string_key("log.level", SSB_REF(log.level),

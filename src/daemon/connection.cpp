@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "ssb/core/validate.hpp"
+#include "ssb/daemon/peer.hpp"
 #include "ssb/daemon/server.hpp"
 #include "ssb/protocol/json.hpp"
 #include "ssb/util/log.hpp"
@@ -13,9 +14,13 @@ namespace asio = boost::asio;
 
 using Clock = std::chrono::steady_clock;
 
-Connection::Connection(asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number)
+Connection::Connection(asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number,
+                       std::optional<Error> refusal)
     : socket_(std::move(socket)), server_(server), number_(number),
-      buffer_(static_cast<std::size_t>(server.config().daemon.max_line_bytes) + 1), timer_(server.io()) {}
+      buffer_(static_cast<std::size_t>(server.config().daemon.max_line_bytes) + 1), refusal_(std::move(refusal)),
+      timer_(server.io()) {
+  if (auto peer = peer_of(socket_.native_handle())) peer_uid_ = std::to_string(peer->uid);
+}
 
 void Connection::start() {
   do_read();
@@ -129,10 +134,15 @@ void Connection::do_read() {
 void Connection::handle_line(const std::string& line) {
   nlohmann::json id;
   auto parsed = protocol::parse_request(line, static_cast<std::size_t>(server_.config().daemon.max_line_bytes), id);
+  if (refusal_) {
+    send(protocol::to_line(protocol::error_envelope(id, *refusal_)));
+    reading_closed_ = true;  // closed once the answer is written
+    return;
+  }
   std::string log_id = fmt::format("{}.{}", number_, ++next_request_);
   if (!parsed) {
-    log::info(
-        fmt::format("req={} op=? outcome={} ({})", log_id, to_string(parsed.error().code), parsed.error().message));
+    log::info(fmt::format("req={} peer_uid={} op=? outcome={} ({})", log_id, peer_uid_, to_string(parsed.error().code),
+                          parsed.error().message));
     send(protocol::to_line(protocol::error_envelope(id, parsed.error())));
     return;
   }
@@ -142,12 +152,14 @@ void Connection::handle_line(const std::string& line) {
     return;
   }
   if (auto st = core::validate(request, server_.config()); !st) {
-    log::info(fmt::format("req={} op={} outcome={}", log_id, core::to_string(request.op), to_string(st.error().code)));
+    log::info(fmt::format("req={} peer_uid={} op={} outcome={}", log_id, peer_uid_, core::to_string(request.op),
+                          to_string(st.error().code)));
     send(protocol::to_line(protocol::response_envelope(id, core::from_error(request, st.error()))));
     return;
   }
   auto job = std::make_shared<Job>();
   job->request = std::move(request);
+  job->peer_uid = peer_uid_;
   job->log_id = id.is_string() ? fmt::format("{}/{}", log_id, core::printable(id.get<std::string>()))
                                : fmt::format("{}/{}", log_id, protocol::to_line(id));
   auto self = shared_from_this();

@@ -24,33 +24,45 @@ std::optional<Peer> peer_of(int fd) {
   return Peer{cred.uid, cred.gid, cred.pid};
 }
 
+namespace {
+
+// Names or numbers to ids; `lookup` gives the id of a name, or nothing.
+template <class Id, class Lookup>
+Status resolve(const std::vector<std::string>& names, const char* key, const char* what, Lookup lookup,
+               std::set<Id>& out) {
+  for (const auto& name : names) {
+    if (all_digits(name)) {
+      out.insert(static_cast<Id>(std::strtoul(name.c_str(), nullptr, 10)));
+      continue;
+    }
+    auto id = lookup(name);
+    if (!id) {
+      return make_error(Errc::config, fmt::format("{} names {}, which is not {} on this host", key, name, what));
+    }
+    out.insert(*id);
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<PeerPolicy> PeerPolicy::from_config(const config::Config& config) {
   PeerPolicy p;
   const auto& d = config.daemon;
   p.restricted_ = !d.allowed_users.empty() || !d.allowed_groups.empty();
-  for (const auto& name : d.allowed_users) {
-    if (all_digits(name)) {
-      p.uids_.insert(static_cast<uid_t>(std::strtoul(name.c_str(), nullptr, 10)));
-      continue;
-    }
+  auto uid_of = [](const std::string& name) -> std::optional<uid_t> {
     const passwd* pw = ::getpwnam(name.c_str());
-    if (!pw) {
-      return make_error(Errc::config,
-                        fmt::format("daemon.allowed_users names {}, which is not an account on this host", name));
-    }
-    p.uids_.insert(pw->pw_uid);
-  }
-  for (const auto& name : d.allowed_groups) {
-    if (all_digits(name)) {
-      p.gids_.insert(static_cast<gid_t>(std::strtoul(name.c_str(), nullptr, 10)));
-      continue;
-    }
+    return pw ? std::optional<uid_t>(pw->pw_uid) : std::nullopt;
+  };
+  auto gid_of = [](const std::string& name) -> std::optional<gid_t> {
     const group* gr = ::getgrnam(name.c_str());
-    if (!gr) {
-      return make_error(Errc::config,
-                        fmt::format("daemon.allowed_groups names {}, which is not a group on this host", name));
-    }
-    p.gids_.insert(gr->gr_gid);
+    return gr ? std::optional<gid_t>(gr->gr_gid) : std::nullopt;
+  };
+  if (auto st = resolve<uid_t>(d.allowed_users, "daemon.allowed_users", "an account", uid_of, p.uids_); !st) {
+    return st.error();
+  }
+  if (auto st = resolve<gid_t>(d.allowed_groups, "daemon.allowed_groups", "a group", gid_of, p.gids_); !st) {
+    return st.error();
   }
   return p;
 }

@@ -154,10 +154,11 @@ void Pool::report(const std::shared_ptr<Job>& job, core::Response response, int 
   stats_.record(response);
   if (log::enabled(log::Level::info)) {
     // Never the script, never an environment value.
-    log::info(fmt::format("req={} op={} user={} job={} path=daemon conn={} dur_ms={} outcome={}", job->log_id,
-                          core::to_string(response.op), response.user.empty() ? "-" : response.user,
-                          response.job_id.empty() ? "-" : response.job_id, worker < 0 ? "-" : std::to_string(worker),
-                          response.elapsed_ms, response.ok() ? "ok" : std::string(to_string(response.error->code))));
+    log::info(fmt::format("req={} peer_uid={} op={} user={} job={} path=daemon conn={} dur_ms={} outcome={}",
+                          job->log_id, job->peer_uid, core::to_string(response.op),
+                          response.user.empty() ? "-" : response.user, response.job_id.empty() ? "-" : response.job_id,
+                          worker < 0 ? "-" : std::to_string(worker), response.elapsed_ms,
+                          response.ok() ? "ok" : std::string(to_string(response.error->code))));
   }
   if (!response.audit.empty()) {
     // explain answered "unknown" (another user's job, or Slurm had none):

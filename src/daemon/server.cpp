@@ -234,31 +234,24 @@ void Server::log_rate_limited(const std::string& message) {
   unlogged_accept_events_ = 0;
 }
 
-bool Server::refuse_peer(stream::socket& socket) {
-  if (!peers_.restricted()) return false;
+std::optional<Error> Server::refusal_for(stream::socket& socket) {
+  if (!peers_.restricted()) return std::nullopt;
   auto peer = peer_of(socket.native_handle());
-  if (peer && peers_.allows(*peer)) return false;
+  if (peer && peers_.allows(*peer)) return std::nullopt;
   const std::string who = peer ? fmt::format("uid {} (pid {})", peer->uid, peer->pid) : std::string("an unknown peer");
   log_rate_limited(fmt::format("refused a client: {} is not in daemon.allowed_users / allowed_groups", who));
-  // One answer the client can show, written at once: the socket is new and
-  // its buffer empty, so this small write does not block.
-  auto line = protocol::to_line(protocol::error_envelope(
-                  nullptr, Error{Errc::auth, fmt::format("{} may not use this daemon (daemon.allowed_users / "
-                                                         "allowed_groups); ask the hub's admin",
-                                                         who)})) +
-              "\n";
-  boost::system::error_code ignored;
-  asio::write(socket, asio::buffer(line), ignored);
-  return true;
+  return Error{Errc::auth, fmt::format("{} may not use this daemon (daemon.allowed_users / allowed_groups); ask the "
+                                       "hub's admin",
+                                       who)};
 }
 
 void Server::admit(stream::socket socket) {
-  if (refuse_peer(socket)) return;
+  auto refusal = refusal_for(socket);
   if (connections_.size() >= max_clients_ && !evict_idlest()) {
     log_rate_limited(fmt::format("refused a client: {} clients, all busy (daemon.max_clients)", connections_.size()));
     return;  // the socket closes here: the client sees the connection end
   }
-  auto c = std::make_shared<Connection>(std::move(socket), *this, ++accepted_);
+  auto c = std::make_shared<Connection>(std::move(socket), *this, ++accepted_, std::move(refusal));
   connections_.insert(c);
   c->start();
 }

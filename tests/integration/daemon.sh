@@ -600,7 +600,7 @@ if alive "${D7:-0}"; then
     stop_daemon "$D7"
     expect_eq "$DAEMON_RC" "0" "exit 0 on SIGTERM"
     expect_file_contains "$DAEMON_LOG" "op=submit .*user=$U.*path=daemon.*dur_ms=[0-9]+.*outcome=ok" "a submit line with op, user, path, duration, outcome"
-    expect_file_contains "$DAEMON_LOG" "req=[^ ]+ op=cancel .*job=${J7:-x}( |$)" "a cancel line with request id and job id"
+    expect_file_contains "$DAEMON_LOG" "req=[^ ]+ peer_uid=0 op=cancel .*job=${J7:-x}( |$)" "a cancel line with request id, the client's uid and job id"
     expect_file_contains "$DAEMON_LOG" 'outcome=invalid_user' "refused requests are logged with their outcome"
 else
     fail "the daemon of this case is not running"

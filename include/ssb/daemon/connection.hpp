@@ -15,7 +15,10 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include "ssb/util/result.hpp"
 
 namespace ssb::daemon {
 
@@ -23,7 +26,12 @@ class Server;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(boost::asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number);
+  // `refusal`: a client the server will not serve (daemon.allowed_users):
+  // its first request line is answered with this error, then it is closed.
+  // Answering the request, rather than hanging up at once, lets the client
+  // read why instead of failing on a broken pipe.
+  Connection(boost::asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number,
+             std::optional<Error> refusal = std::nullopt);
 
   void start();
   void stop();
@@ -54,8 +62,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t outstanding_ = 0;
   std::uint64_t next_request_ = 0;
   bool reading_closed_ = false;
-  bool reading_ = false;  // a read is outstanding
-  bool paused_ = false;   // stopped reading: max_pending_per_client reached
+  std::optional<Error> refusal_;
+  std::string peer_uid_ = "-";  // logged with each request
+  bool reading_ = false;        // a read is outstanding
+  bool paused_ = false;         // stopped reading: max_pending_per_client reached
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point line_started_{};  // a partial line arrived (zero: none)

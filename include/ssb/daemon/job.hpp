@@ -18,6 +18,7 @@ using Clock = std::chrono::steady_clock;
 struct Job {
   core::Request request;
   std::string log_id;                        // request id as logged
+  std::string peer_uid = "-";                // the client's uid (SO_PEERCRED), as logged
   std::function<void(core::Response)> done;  // called exactly once
   Clock::time_point enqueued{};
   Clock::time_point queue_deadline{};

@@ -54,7 +54,8 @@ class Server {
   void on_accept_error(const boost::system::error_code& ec);
   void admit(boost::asio::local::stream_protocol::socket socket);
   bool evict_idlest();
-  bool refuse_peer(boost::asio::local::stream_protocol::socket& socket);
+  // The error a client not in daemon.allowed_users / allowed_groups gets.
+  std::optional<Error> refusal_for(boost::asio::local::stream_protocol::socket& socket);
   void log_rate_limited(const std::string& message);
   void begin_shutdown(int signal_number);
   void check_drained();
