@@ -129,6 +129,8 @@ class PathRun:
     # ------------------------------------------------------------ helpers
 
     def bridge_status(self) -> dict:
+        # `status` prints the daemon's status object itself (its "status" key is
+        # the [status] section's figures, not an envelope).
         r = subprocess.run([self.args.bridge, "--config", self.sandbox.env["BRIDGE_CONFIG"], "status"],
                            capture_output=True, text=True, timeout=20)
         if r.returncode != 0:
@@ -225,7 +227,6 @@ class PathRun:
             self.screenshot(self.args.screenshot)
         if self.path == "daemon":
             st = self.bridge_status()
-            st = st.get("status", st)
             counters = st.get("counters", {})
             if not counters.get("submit") or not counters.get("query"):
                 raise HubError(f"the spawner did not go through the daemon (pid {st.get('pid')}): counters {counters}")
@@ -238,7 +239,6 @@ class PathRun:
                    lambda: self.job_id not in self.sandbox.squeue(USER), 30)
         if self.path == "daemon":
             st = self.bridge_status()
-            st = st.get("status", st)
             if not (st.get("counters") or {}).get("cancel"):
                 raise HubError(f"the cancel did not go through the daemon (pid {st.get('pid')}): "
                                f"counters {st.get('counters')}")
