@@ -47,10 +47,20 @@ std::optional<TomlHazard> find_toml_hazard(std::string_view text) {
                                         "trusted with it there. Use ASCII, or a \\uXXXX escape inside a \"...\" string",
                                         describe(text, i), where)};
   };
+  // The last character outside strings and comments that was not a space or
+  // a tab ('\n' at the start of a line). A quote opens a string only where a
+  // key or a value can begin; elsewhere (inside a bare value such as
+  // `port = 1"x"`) toml++ reads it as part of that value, and what follows
+  // it is not inside a string.
+  char last = '\n';
+  auto opens_string_here = [&last] {
+    return last == '\n' || last == '=' || last == '[' || last == ',' || last == '{' || last == '.';
+  };
   while (i < text.size()) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c == '\n') {
       ++line;
+      last = '\n';
       // Single-line strings end at a line break (unterminated: the parser reports it).
       if (state == State::comment || state == State::basic || state == State::literal) state = State::normal;
       ++i;
@@ -61,18 +71,14 @@ std::optional<TomlHazard> find_toml_hazard(std::string_view text) {
         if (c >= 0x80) return hazard("outside a string or a comment");
         if (c == '#') {
           state = State::comment;
-        } else if (at(text, i, "\"\"\"")) {
-          state = State::ml_basic;
-          i += 3;
+        } else if ((c == '"' || c == '\'') && opens_string_here()) {
+          const bool triple = at(text, i, c == '"' ? "\"\"\"" : "'''");
+          state = c == '"' ? (triple ? State::ml_basic : State::basic) : (triple ? State::ml_literal : State::literal);
+          last = '"';  // a string is a key or a value: what may follow it is decided by the parser
+          i += triple ? 3 : 1;
           continue;
-        } else if (c == '"') {
-          state = State::basic;
-        } else if (at(text, i, "'''")) {
-          state = State::ml_literal;
-          i += 3;
-          continue;
-        } else if (c == '\'') {
-          state = State::literal;
+        } else if (c != ' ' && c != '\t' && c != '\r') {
+          last = static_cast<char>(c);
         }
         ++i;
         break;

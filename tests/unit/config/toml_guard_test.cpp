@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <string_view>
+
 #include <string>
 
 #include "ssb/config/config.hpp"
@@ -56,4 +58,18 @@ TEST_CASE("toml_guard: the loader reports the hazard as a config error naming fi
   // Comments in any language still load.
   auto ok = config::load_string("# Zugang für die Jupyter-Instanz\n[ssh]\nhost = \"login\"\n", "/etc/x.toml");
   CHECK(ok);
+}
+
+TEST_CASE("toml_guard: a quote inside a bare value opens no string (a fuzzer finding against toml++ 3.3)") {
+  // toml++ reads `1"…"` as one bare value and walks into the non-ASCII
+  // character outside any string, where 3.3 reaches unreachable code.
+  auto h = find_toml_hazard("k = 1\"\xD1\x95\"\n");
+  REQUIRE(h);
+  CHECK(h->line == 1);
+  CHECK_THAT(h->message, Catch::Contains("U+0455") && Catch::Contains("outside a string"));
+  using namespace std::string_view_literals;  // the finding's text holds a NUL byte
+  CHECK(find_toml_hazard("port = 11xF\x08WO\0Rg\"/opt\xD1\x95\"\n"sv));
+  // Where a key or a value can begin, a quote still opens one.
+  CHECK_FALSE(
+      find_toml_hazard("a = [\"x\", \"\xC3\xA9\"]\nt = { k = \"\xC3\xA9\" }\n\"\xC3\xA9\".b = 'x'\n[\"\xC3\xA9\"]\n"));
 }
