@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "ssb/core/validate.hpp"
-#include "ssb/daemon/peer.hpp"
 #include "ssb/daemon/server.hpp"
 #include "ssb/protocol/json.hpp"
 #include "ssb/util/log.hpp"
@@ -15,12 +14,10 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 Connection::Connection(asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number,
-                       std::optional<Error> refusal)
+                       std::optional<Peer> peer, std::optional<Error> refusal)
     : socket_(std::move(socket)), server_(server), number_(number),
       buffer_(static_cast<std::size_t>(server.config().daemon.max_line_bytes) + 1), refusal_(std::move(refusal)),
-      timer_(server.io()) {
-  if (auto peer = peer_of(socket_.native_handle())) peer_uid_ = std::to_string(peer->uid);
-}
+      peer_uid_(peer ? std::to_string(peer->uid) : std::string("-")), timer_(server.io()) {}
 
 void Connection::start() {
   do_read();

@@ -215,43 +215,44 @@ void Server::on_accept_error(const boost::system::error_code& ec) {
   // busy loop. Pause the acceptor, doubling up to 1 s, and log at a bounded
   // rate.
   accept_backoff_ms_ = std::min(kMaxAcceptBackoffMs, std::max(10, accept_backoff_ms_ * 2));
-  log_rate_limited(fmt::format("accept failed: {} ({} clients; pausing the acceptor for up to {} ms)", ec.message(),
-                               connections_.size(), kMaxAcceptBackoffMs));
+  accept_failures_.warn(fmt::format("accept failed: {} ({} clients; pausing the acceptor for up to {} ms)",
+                                    ec.message(), connections_.size(), kMaxAcceptBackoffMs));
   accept_timer_.expires_after(std::chrono::milliseconds(accept_backoff_ms_));
   accept_timer_.async_wait([this](boost::system::error_code tec) {
     if (!tec && acceptor_.is_open()) do_accept();
   });
 }
 
-void Server::log_rate_limited(const std::string& message) {
-  // One warning per kAcceptLogEvery with the count of those not written: a
+void Server::RateLimitedWarning::warn(const std::string& message) {
+  // One line per kAcceptLogEvery with the count of those not written: a
   // flood of clients must not become a flood of log lines.
-  ++unlogged_accept_events_;
+  ++unlogged;
   const auto now = Clock::now();
-  if (now - last_accept_log_ < kAcceptLogEvery) return;
-  log::warn(fmt::format("{} [{} such event(s) since the last report]", message, unlogged_accept_events_));
-  last_accept_log_ = now;
-  unlogged_accept_events_ = 0;
+  if (now - last < kAcceptLogEvery) return;
+  log::warn(fmt::format("{} [{} such event(s) since the last report]", message, unlogged));
+  last = now;
+  unlogged = 0;
 }
 
-std::optional<Error> Server::refusal_for(stream::socket& socket) {
+std::optional<Error> Server::refusal_for(const std::optional<Peer>& peer) {
   if (!peers_.restricted()) return std::nullopt;
-  auto peer = peer_of(socket.native_handle());
   if (peer && peers_.allows(*peer)) return std::nullopt;
   const std::string who = peer ? fmt::format("uid {} (pid {})", peer->uid, peer->pid) : std::string("an unknown peer");
-  log_rate_limited(fmt::format("refused a client: {} is not in daemon.allowed_users / allowed_groups", who));
+  peer_refusals_.warn(fmt::format("refused a client: {} is not in daemon.allowed_users / allowed_groups", who));
   return Error{Errc::auth, fmt::format("{} may not use this daemon (daemon.allowed_users / allowed_groups); ask the "
                                        "hub's admin",
                                        who)};
 }
 
 void Server::admit(stream::socket socket) {
-  auto refusal = refusal_for(socket);
+  const auto peer = peer_of(socket.native_handle());  // once: for the allow lists and the request log
+  auto refusal = refusal_for(peer);
   if (connections_.size() >= max_clients_ && !evict_idlest()) {
-    log_rate_limited(fmt::format("refused a client: {} clients, all busy (daemon.max_clients)", connections_.size()));
+    busy_refusals_.warn(
+        fmt::format("refused a client: {} clients, all busy (daemon.max_clients)", connections_.size()));
     return;  // the socket closes here: the client sees the connection end
   }
-  auto c = std::make_shared<Connection>(std::move(socket), *this, ++accepted_, std::move(refusal));
+  auto c = std::make_shared<Connection>(std::move(socket), *this, ++accepted_, peer, std::move(refusal));
   connections_.insert(c);
   c->start();
 }
@@ -278,7 +279,7 @@ void Server::remove(const std::shared_ptr<Connection>& connection) {
   // Hand memory a client's lines or unread answers held back to the system:
   // glibc keeps freed heap otherwise, and one hostile burst would leave the
   // daemon large for good.
-  if (large || connections_.empty()) ::malloc_trim(0);
+  if (large) ::malloc_trim(0);
   if (stopping_) check_drained();
 }
 

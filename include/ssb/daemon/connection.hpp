@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "ssb/daemon/peer.hpp"
 #include "ssb/util/result.hpp"
 
 namespace ssb::daemon {
@@ -30,8 +31,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // its first request line is answered with this error, then it is closed.
   // Answering the request, rather than hanging up at once, lets the client
   // read why instead of failing on a broken pipe.
+  // `peer`: the client's credentials as the server read them at accept.
   Connection(boost::asio::local::stream_protocol::socket socket, Server& server, std::uint64_t number,
-             std::optional<Error> refusal = std::nullopt);
+             std::optional<Peer> peer = std::nullopt, std::optional<Error> refusal = std::nullopt);
 
   void start();
   void stop();

@@ -55,8 +55,7 @@ class Server {
   void admit(boost::asio::local::stream_protocol::socket socket);
   bool evict_idlest();
   // The error a client not in daemon.allowed_users / allowed_groups gets.
-  std::optional<Error> refusal_for(boost::asio::local::stream_protocol::socket& socket);
-  void log_rate_limited(const std::string& message);
+  std::optional<Error> refusal_for(const std::optional<Peer>& peer);
   void begin_shutdown(int signal_number);
   void check_drained();
   void finish();
@@ -70,8 +69,15 @@ class Server {
   int accept_backoff_ms_ = 0;
   std::size_t max_clients_ = 0;  // daemon.max_clients, lowered to what RLIMIT_NOFILE allows
   long fd_limit_ = -1;           // the soft RLIMIT_NOFILE after raise_file_limit()
-  Clock::time_point last_accept_log_{};
-  std::uint64_t unlogged_accept_events_ = 0;
+  // One per kind, so that a flood of one kind does not hide the first of another.
+  struct RateLimitedWarning {
+    Clock::time_point last{};
+    std::uint64_t unlogged = 0;
+    void warn(const std::string& message);
+  };
+  RateLimitedWarning accept_failures_;
+  RateLimitedWarning busy_refusals_;
+  RateLimitedWarning peer_refusals_;
   Clock::time_point drain_deadline_{};
   Pool pool_;
   PeerPolicy peers_;  // daemon.allowed_users / allowed_groups
