@@ -1,5 +1,6 @@
 #include "ssb/config/config.hpp"
 #include "ssb/config/toml_guard.hpp"
+#include "ssb/util/file_safety.hpp"
 
 #include <fmt/format.h>
 
@@ -597,6 +598,10 @@ Result<Config> load_file(const std::string& path) {
                       fmt::format("{}: cannot read the configuration file ({}); pass --config PATH or set {}", path,
                                   std::strerror(errno), kConfigPathEnv));
   }
+  // Whoever may rewrite the file chooses the host, the key and the socket.
+  if (auto st = check_trusted_file(path, fmt::format("configuration file {}", path), Errc::config); !st) {
+    return st.error();
+  }
   std::ostringstream buf;
   buf << in.rdbuf();
   return load_string(buf.str(), path);
@@ -609,7 +614,7 @@ Status apply_environment(Config& config, const std::vector<std::string>& environ
     auto eq = entry.find('=');
     if (eq == std::string::npos) continue;
     std::string var = entry.substr(0, eq);
-    if (var == kConfigPathEnv) continue;
+    if (var == kConfigPathEnv || var == kTestingInsecureFilesEnv) continue;
     // SLURM_SSH_BRIDGE_SSH_CONNECT_TIMEOUT_S -> ssh.connect_timeout_s: the
     // section is the first word, the key the rest (sections hold no '_').
     std::string rest = var.substr(prefix.size());

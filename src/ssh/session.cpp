@@ -5,10 +5,13 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+
+#include "ssb/util/file_safety.hpp"
 
 namespace ssb::ssh {
 
@@ -68,6 +71,12 @@ Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& wa
   if (!S_ISREG(st.st_mode)) {
     return make_error(Errc::auth, fmt::format("identity file {} (ssh.identity_file) is not a regular file", path));
   }
+  // Owner and write access first (never relaxed); then read access, which
+  // ssh.strict_key_permissions = false turns into a warning.
+  if (auto safe = check_trusted_file(path, fmt::format("identity file {} (ssh.identity_file)", path), Errc::auth);
+      !safe) {
+    return safe.error();
+  }
   if ((st.st_mode & 077) != 0) {
     auto text = fmt::format(
         "identity file {} has permissions {:04o}: group or others can access the key; run `chmod 600 {}` (or mount "
@@ -88,6 +97,29 @@ Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& wa
                                   path));
   }
   return Key(key);
+}
+
+Status check_known_hosts(const Endpoint& endpoint) {
+  const auto& path = endpoint.known_hosts;
+  return check_trusted_file(path, fmt::format("known_hosts file {} (ssh.known_hosts)", path), Errc::host_key);
+}
+
+Status check_usable_known_hosts(const Endpoint& endpoint) {
+  const auto& path = endpoint.known_hosts;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return make_error(Errc::host_key, fmt::format("known_hosts file {} (ssh.known_hosts) cannot be used: {}; put the "
+                                                  "login host's key there (ssh-keyscan, verified)",
+                                                  path, std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return make_error(Errc::host_key, fmt::format("known_hosts file {} (ssh.known_hosts) is not a regular file", path));
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    return make_error(Errc::host_key, fmt::format("known_hosts file {} (ssh.known_hosts) cannot be read: {}", path,
+                                                  std::strerror(errno)));
+  }
+  return check_known_hosts(endpoint);
 }
 
 Session::~Session() {
@@ -171,6 +203,7 @@ Result<HostKeyVerdict> Session::verify_host_key() {
     type = k.type_name();
   }
   std::string host = e.port == 22 ? e.host : fmt::format("[{}]:{}", e.host, e.port);
+  if (auto safe = check_known_hosts(e); !safe) return safe.error();
   // libssh reports a missing file as "unknown host"; say what is wrong.
   struct stat st {};
   auto verdict = ::stat(e.known_hosts.c_str(), &st) != 0 ? SSH_KNOWN_HOSTS_NOT_FOUND
