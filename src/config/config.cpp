@@ -379,6 +379,15 @@ const std::vector<Key>& keys() {
         "daemon (fail if it is not running); \"direct\": never use the daemon."));
     t.push_back(int_key("client.daemon_connect_timeout_ms", SSB_REF(client.daemon_connect_timeout_ms), 1, 60000,
                         "How long the CLI waits for the daemon's socket to accept."));
+    t.push_back(string_key("client.daemon_uid", SSB_REF(client.daemon_uid),
+                           "The account (name or number) the daemon must run as: before sending anything, the CLI "
+                           "asks the kernel who listens on daemon.socket (SO_PEERCRED) and refuses any other, in "
+                           "every client.mode (an `auth` error, never a fall-back). Empty: root or the CLI's own "
+                           "account.",
+                           [](const std::string& s) -> std::optional<std::string> {
+                             if (s.empty()) return std::nullopt;
+                             return account_name(s);
+                           }));
     t.push_back(string_key("log.level", SSB_REF(log.level),
                            "Daemon log level: \"debug\", \"info\", \"warn\", \"error\".", [](const std::string& s) {
                              return one_of(s, {"debug", "info", "warn", "error"});
