@@ -71,12 +71,6 @@ Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& wa
   if (!S_ISREG(st.st_mode)) {
     return make_error(Errc::auth, fmt::format("identity file {} (ssh.identity_file) is not a regular file", path));
   }
-  // Owner and write access first (never relaxed); then read access, which
-  // ssh.strict_key_permissions = false turns into a warning.
-  if (auto safe = check_trusted_file(path, fmt::format("identity file {} (ssh.identity_file)", path), Errc::auth);
-      !safe) {
-    return safe.error();
-  }
   if ((st.st_mode & 077) != 0) {
     auto text = fmt::format(
         "identity file {} has permissions {:04o}: group or others can access the key; run `chmod 600 {}` (or mount "
@@ -86,6 +80,12 @@ Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& wa
       return make_error(Errc::auth, text + "; set ssh.strict_key_permissions = false to only warn");
     }
     warnings.push_back(text);
+  }
+  // Owner and write access: never relaxed (strict_key_permissions = false
+  // only tolerates others *reading* the key).
+  if (auto safe = check_trusted_file(path, fmt::format("identity file {} (ssh.identity_file)", path), Errc::auth);
+      !safe) {
+    return safe.error();
   }
   if (auto lib = load_libssh(); !lib) return lib.error();
   ssh_key key = nullptr;
