@@ -2,16 +2,20 @@
 
 #include <fmt/format.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "ssb/core/submit_rule.hpp"
 #include "ssb/protocol/json.hpp"
+#include "ssb/util/peer_credentials.hpp"
 
 namespace ssb::client {
 
@@ -51,7 +55,41 @@ Result<DaemonSocket> DaemonSocket::connect(const config::Config& config) {
                       path, std::strerror(errno)));
     }
   }
+  if (auto st = check_daemon_identity(fd, config); !st) return st.error();
   return s;
+}
+
+Status check_daemon_identity(int fd, const config::Config& config) {
+  const auto& path = config.daemon.socket;
+  const auto& want = config.client.daemon_uid;
+  std::vector<uid_t> expected;
+  if (want.empty()) {
+    expected = {0};
+    if (::geteuid() != 0) expected.push_back(::geteuid());
+  } else if (want.find_first_not_of("0123456789") == std::string::npos) {
+    expected = {static_cast<uid_t>(std::strtoul(want.c_str(), nullptr, 10))};
+  } else if (const passwd* pw = ::getpwnam(want.c_str())) {
+    expected = {pw->pw_uid};
+  } else {
+    return make_error(Errc::config,
+                      fmt::format("client.daemon_uid names {}, which is not an account on this host", want));
+  }
+  auto peer = peer_credentials(fd);
+  if (!peer) {
+    return make_error(Errc::auth, fmt::format("cannot learn who listens on {} (daemon.socket): the kernel gave no "
+                                              "peer credentials; nothing was sent",
+                                              path));
+  }
+  for (uid_t uid : expected) {
+    if (peer->uid == uid) return {};
+  }
+  std::string names;
+  for (uid_t uid : expected) names += fmt::format("{}{}", names.empty() ? "" : " or ", uid);
+  return make_error(Errc::auth,
+                    fmt::format("the process listening on {} (daemon.socket) runs as uid {} (pid {}), not as the "
+                                "daemon's account (uid {}); nothing was sent to it. If that is the real daemon, set "
+                                "client.daemon_uid to its account; otherwise remove the impostor's socket",
+                                path, peer->uid, peer->pid, names));
 }
 
 DaemonSocket::~DaemonSocket() {
@@ -159,7 +197,10 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
                                     request.user)});
   }
   auto socket = DaemonSocket::connect(config_);
-  if (!socket) return auto_mode ? fallback() : failed(socket.error());
+  // Only "no daemon" goes direct: a listener that is not the daemon is an
+  // attack or a misconfiguration, and falling back would hide it.
+  if (!socket)
+    return auto_mode && socket.error().code == Errc::daemon_unavailable ? fallback() : failed(socket.error());
 
   // Once the request may have reached the daemon, a submit is never re-run.
   bool sent = false;

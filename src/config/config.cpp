@@ -1,5 +1,7 @@
 #include "ssb/config/config.hpp"
 #include "ssb/config/toml_guard.hpp"
+#include "ssb/util/file_safety.hpp"
+#include "ssb/util/printable.hpp"
 
 #include <fmt/format.h>
 
@@ -59,6 +61,9 @@ std::string quote_toml(const std::string& s) {
   }
   return out + "\"";
 }
+
+// An input value in an error message: quoted, bounded, escaped.
+std::string shown(const std::string& s) { return "\"" + printable(s) + "\""; }
 
 std::string list_text(const std::vector<std::string>& v) {
   std::string out = "[";
@@ -137,7 +142,7 @@ Key list_key(std::string name, Ref ref, std::string help,
 }
 
 std::optional<std::string> absolute_path(const std::string& s) {
-  if (s.empty() || s[0] != '/') return fmt::format("must be an absolute path, got {}", quote_toml(s));
+  if (s.empty() || s[0] != '/') return fmt::format("must be an absolute path, got {}", shown(s));
   return std::nullopt;
 }
 
@@ -145,28 +150,28 @@ std::optional<std::string> env_pattern(const std::string& s) {
   if (s.empty()) return std::string("must not contain an empty pattern");
   for (char c : s) {
     bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '*';
-    if (!ok) return fmt::format("pattern {} may only hold letters, digits, '_' and '*'", quote_toml(s));
+    if (!ok) return fmt::format("pattern {} may only hold letters, digits, '_' and '*'", shown(s));
   }
   return std::nullopt;
 }
 
 std::optional<std::string> host_name(const std::string& s) {
   if (s.empty()) return std::string("must not be empty");
-  if (s[0] == '-') return fmt::format("must not start with '-', got {}", quote_toml(s));
+  if (s[0] == '-') return fmt::format("must not start with '-', got {}", shown(s));
   for (char c : s) {
     bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
               c == ':' || c == '_';
-    if (!ok) return fmt::format("is not a host name or IP address: {}", quote_toml(s));
+    if (!ok) return fmt::format("is not a host name or IP address: {}", shown(s));
   }
   return std::nullopt;
 }
 
 std::optional<std::string> user_name(const std::string& s) {
-  if (s.empty() || s[0] == '-' || s.size() > 64) return fmt::format("is not a valid account name: {}", quote_toml(s));
+  if (s.empty() || s[0] == '-' || s.size() > 64) return fmt::format("is not a valid account name: {}", shown(s));
   for (char c : s) {
     bool ok =
         (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
-    if (!ok) return fmt::format("is not a valid account name: {}", quote_toml(s));
+    if (!ok) return fmt::format("is not a valid account name: {}", shown(s));
   }
   return std::nullopt;
 }
@@ -177,12 +182,12 @@ std::optional<std::string> one_of(const std::string& s, std::initializer_list<co
     if (s == c) return std::nullopt;
     all += (all.empty() ? "" : ", ") + quote_toml(c);
   }
-  return fmt::format("must be one of {}, got {}", all, quote_toml(s));
+  return fmt::format("must be one of {}, got {}", all, shown(s));
 }
 
 std::optional<std::string> octal_mode(const std::string& s) {
   if (s.size() < 3 || s.size() > 4 || s.find_first_not_of("01234567") != std::string::npos)
-    return fmt::format("must be an octal mode such as \"0660\", got {}", quote_toml(s));
+    return fmt::format("must be an octal mode such as \"0660\", got {}", shown(s));
   return std::nullopt;
 }
 
@@ -191,7 +196,7 @@ std::optional<std::string> octal_mode(const std::string& s) {
 std::optional<std::string> account_name(const std::string& s) {
   static const std::string allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
   if (s.empty() || s.size() > 64 || s.find_first_not_of(allowed) != std::string::npos || s[0] == '-')
-    return fmt::format("must be an account or group name or a number, got {}", quote_toml(s));
+    return fmt::format("must be an account or group name or a number, got {}", shown(s));
   return std::nullopt;
 }
 
@@ -220,7 +225,7 @@ Key enum_key(std::string name, Ref ref, std::vector<std::pair<const char*, E>> c
       }
       all += (all.empty() ? "" : ", ") + quote_toml(text);
     }
-    return fmt::format("must be one of {}, got {}", all, quote_toml(s));
+    return fmt::format("must be one of {}, got {}", all, shown(s));
   };
   k.get = [ref, spelling](const Config& c) { return quote_toml(spelling(ref(c))); };
   return k;
@@ -236,7 +241,7 @@ std::optional<std::string> command_name(const std::string& s) {
         (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
     if (!ok || s[0] == '-') {
       return fmt::format("must be a command name (letters, digits, '.', '-', '_') or an absolute path, got {}",
-                         quote_toml(s));
+                         shown(s));
     }
   }
   return std::nullopt;
@@ -378,6 +383,15 @@ const std::vector<Key>& keys() {
         "daemon (fail if it is not running); \"direct\": never use the daemon."));
     t.push_back(int_key("client.daemon_connect_timeout_ms", SSB_REF(client.daemon_connect_timeout_ms), 1, 60000,
                         "How long the CLI waits for the daemon's socket to accept."));
+    t.push_back(string_key("client.daemon_uid", SSB_REF(client.daemon_uid),
+                           "The account (name or number) the daemon must run as: before sending anything, the CLI "
+                           "asks the kernel who listens on daemon.socket (SO_PEERCRED) and refuses any other, in "
+                           "every client.mode (an `auth` error, never a fall-back). Empty: root or the CLI's own "
+                           "account.",
+                           [](const std::string& s) -> std::optional<std::string> {
+                             if (s.empty()) return std::nullopt;
+                             return account_name(s);
+                           }));
     t.push_back(string_key("log.level", SSB_REF(log.level),
                            "Daemon log level: \"debug\", \"info\", \"warn\", \"error\".", [](const std::string& s) {
                              return one_of(s, {"debug", "info", "warn", "error"});
@@ -508,12 +522,12 @@ Status apply_text(Config& config, const std::string& name, const std::string& te
   const Key* key = find_key(name);
   if (!key) {
     return make_error(Errc::config,
-                      fmt::format("{}: unknown configuration key '{}'{}", origin, name, suggestion(name)));
+                      fmt::format("{}: unknown configuration key '{}'{}", origin, printable(name), suggestion(name)));
   }
   auto value = value_from_text(text, key->type);
   if (!value) {
-    return make_error(Errc::config,
-                      fmt::format("{}: key '{}' must be a {}, got \"{}\"", origin, name, type_name(key->type), text));
+    return make_error(Errc::config, fmt::format("{}: key '{}' must be a {}, got \"{}\"", origin, name,
+                                                type_name(key->type), printable(text)));
   }
   if (auto why = key->set(config, *value)) {
     return make_error(Errc::config, fmt::format("{}: key '{}' {}", origin, name, *why));
@@ -573,8 +587,8 @@ Result<Config> load_string(const std::string& text, const std::string& path) {
       std::string name = section + "." + std::string(key_name.str());
       const Key* key = find_key(name);
       if (!key) {
-        return make_error(Errc::config, fmt::format("{}: unknown key '{}'{}", location(path, key_name.source()), name,
-                                                    suggestion(name)));
+        return make_error(Errc::config, fmt::format("{}: unknown key '{}'{}", location(path, key_name.source()),
+                                                    printable(name), suggestion(name)));
       }
       auto value = value_from_node(node, key->type);
       if (!value) {
@@ -597,6 +611,10 @@ Result<Config> load_file(const std::string& path) {
                       fmt::format("{}: cannot read the configuration file ({}); pass --config PATH or set {}", path,
                                   std::strerror(errno), kConfigPathEnv));
   }
+  // Whoever may rewrite the file chooses the host, the key and the socket.
+  if (auto st = check_trusted_file(path, fmt::format("configuration file {}", path), Errc::config); !st) {
+    return st.error();
+  }
   std::ostringstream buf;
   buf << in.rdbuf();
   return load_string(buf.str(), path);
@@ -609,7 +627,7 @@ Status apply_environment(Config& config, const std::vector<std::string>& environ
     auto eq = entry.find('=');
     if (eq == std::string::npos) continue;
     std::string var = entry.substr(0, eq);
-    if (var == kConfigPathEnv) continue;
+    if (var == kConfigPathEnv || var == kTestingInsecureFilesEnv) continue;
     // SLURM_SSH_BRIDGE_SSH_CONNECT_TIMEOUT_S -> ssh.connect_timeout_s: the
     // section is the first word, the key the rest (sections hold no '_').
     std::string rest = var.substr(prefix.size());
@@ -620,8 +638,8 @@ Status apply_environment(Config& config, const std::vector<std::string>& environ
       std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
     }
     if (name.empty() || !find_key(name)) {
-      return make_error(Errc::config, fmt::format("environment variable {} names no configuration key{}", var,
-                                                  name.empty() ? std::string() : suggestion(name)));
+      return make_error(Errc::config, fmt::format("environment variable {} names no configuration key{}",
+                                                  printable(var), name.empty() ? std::string() : suggestion(name)));
     }
     if (auto st = apply_text(config, name, entry.substr(eq + 1), "env:" + var); !st) return st;
   }
@@ -631,9 +649,9 @@ Status apply_environment(Config& config, const std::vector<std::string>& environ
 Status apply_override(Config& config, const std::string& assignment, const std::string& origin) {
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
-    return make_error(
-        Errc::config,
-        fmt::format("{}: expected SECTION.KEY=VALUE (for example ssh.port=2222), got \"{}\"", origin, assignment));
+    return make_error(Errc::config,
+                      fmt::format("{}: expected SECTION.KEY=VALUE (for example ssh.port=2222), got \"{}\"", origin,
+                                  printable(assignment)));
   }
   return apply_text(config, assignment.substr(0, eq), assignment.substr(eq + 1), origin);
 }

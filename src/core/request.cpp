@@ -40,8 +40,12 @@ Status validate(Request& request, const config::Config& config) {
   // submit
   if (static_cast<std::int64_t>(request.script.size()) > config.limits.max_script_bytes) {
     return make_error(Errc::script_too_large,
-                      fmt::format("job script for user {} is {} bytes, more than limits.max_script_bytes = {}",
-                                  request.user, request.script.size(), config.limits.max_script_bytes));
+                      // Over the limit, not "is N bytes": the CLI stops reading
+                      // stdin just past the limit, so the size it holds is not
+                      // the script's.
+                      fmt::format("job script for user {} is over the limit of {} bytes (limits.max_script_bytes); "
+                                  "make the script smaller or raise the limit",
+                                  request.user, config.limits.max_script_bytes));
   }
   if (request.script.empty()) {
     return make_error(Errc::bad_request,

@@ -28,12 +28,14 @@ bool host_like(const std::string& s) {
   return true;
 }
 
-// The response skeleton every outcome starts from.
+// The response skeleton every outcome starts from. A user or job id that
+// failed validation is not repeated (its error shows it, bounded): the
+// answer to a 1 MB user name is not a megabyte.
 Response for_request(const Request& request) {
   Response r;
   r.op = request.op;
-  r.user = request.user;
-  r.job_id = request.job_id;
+  if (validate_user(request.user)) r.user = request.user;
+  if (validate_job_id(request.job_id)) r.job_id = request.job_id;
   return r;
 }
 

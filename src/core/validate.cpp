@@ -19,29 +19,6 @@ constexpr std::array<std::string_view, 14> kDeniedNames{"PATH",        "IFS",  "
 
 }  // namespace
 
-std::string printable(std::string_view value) {
-  std::string out;
-  for (char ch : value) {
-    if (out.size() >= 80) {
-      out += "...";
-      break;
-    }
-    auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else {
-      out += fmt::format("\\x{:02x}", c);
-    }
-  }
-  return out;
-}
-
 Status validate_user(std::string_view user) {
   auto bad = [&](std::string_view why) {
     return make_error(Errc::invalid_user, fmt::format("invalid user name \"{}\": {}", printable(user), why));

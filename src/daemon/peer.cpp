@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <grp.h>
 #include <pwd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -17,12 +16,7 @@ bool all_digits(const std::string& s) { return !s.empty() && s.find_first_not_of
 
 }  // namespace
 
-std::optional<Peer> peer_of(int fd) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return std::nullopt;
-  return Peer{cred.uid, cred.gid, cred.pid};
-}
+std::optional<Peer> peer_of(int fd) { return peer_credentials(fd); }
 
 namespace {
 

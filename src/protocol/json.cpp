@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <set>
+#include <vector>
 
 #include "ssb/core/validate.hpp"
 
@@ -98,32 +100,64 @@ Status check_fields_for_op(const json& obj, core::Op op) {
 Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, json& id_out) {
   id_out = nullptr;
   if (line.size() > max_bytes) {
-    return bad(fmt::format("request line is {} bytes, more than daemon.max_line_bytes = {}", line.size(), max_bytes));
+    // Not its size: `request` stops reading stdin just past the limit.
+    return bad(fmt::format("request line is over the limit of {} bytes (daemon.max_line_bytes)", max_bytes));
   }
   json obj;
-  // The parser callback bounds nesting before anything deep is built.
+  // The parser callback bounds nesting before anything deep is built,
+  // refuses a key that repeats within its object (nlohmann keeps the last,
+  // so "user":"bob","user":"alice" would run as alice while a reader of the
+  // line sees bob), and notes where the top-level value ended, so bytes
+  // after it are told apart from a broken value.
   int depth_exceeded = 0;
-  auto limit_depth = [&](int depth, json::parse_event_t event, json&) {
-    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
-        depth >= kMaxDepth) {
-      depth_exceeded = 1;
+  std::string duplicate;
+  bool value_complete = false;
+  std::vector<std::set<std::string>> open_objects;
+  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+    using E = json::parse_event_t;
+    if ((event == E::object_start || event == E::array_start) && depth >= kMaxDepth) depth_exceeded = 1;
+    if (event == E::object_start) open_objects.emplace_back();
+    if (event == E::key && !open_objects.empty() && duplicate.empty() &&
+        !open_objects.back().insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
     }
-    return depth_exceeded == 0;
+    if (event == E::object_end && !open_objects.empty()) open_objects.pop_back();
+    if ((event == E::object_end || event == E::array_end || event == E::value) && depth == 0) value_complete = true;
+    return depth_exceeded == 0 && duplicate.empty();
+  };
+  auto refused = [&]() -> std::optional<Error> {
+    if (depth_exceeded) return bad(fmt::format("request nests deeper than {} levels", kMaxDepth));
+    if (!duplicate.empty()) {
+      return bad(fmt::format("request has the key \"{}\" twice in one object; send each key once",
+                             core::printable(duplicate)));
+    }
+    return std::nullopt;
   };
   try {
-    obj = json::parse(line.begin(), line.end(), limit_depth, /*allow_exceptions=*/true);
+    obj = json::parse(line.begin(), line.end(), on_event, /*allow_exceptions=*/true);
   } catch (const json::parse_error& e) {
-    if (depth_exceeded) return bad(fmt::format("request nests deeper than {} levels", kMaxDepth));
+    if (auto err = refused()) return *err;
+    if (value_complete) {
+      return bad(
+          fmt::format("request has bytes after its JSON object (from byte {}); send one object per line", e.byte));
+    }
     // Never e.what(): it quotes the bytes it read, which may be a token or
     // invalid UTF-8.
     return bad(fmt::format("request is not valid JSON (or not UTF-8): parse error at byte {}", e.byte));
   } catch (const json::exception&) {
-    if (depth_exceeded) return bad(fmt::format("request nests deeper than {} levels", kMaxDepth));
+    if (auto err = refused()) return *err;
     return bad("request is not valid JSON");
   }
-  if (depth_exceeded) return bad(fmt::format("request nests deeper than {} levels", kMaxDepth));
+  if (auto err = refused()) return *err;
   if (!obj.is_object()) return bad("request must be a JSON object");
-  if (auto it = obj.find("id"); it != obj.end() && (it->is_string() || it->is_number_integer())) id_out = *it;
+  if (auto it = obj.find("id"); it != obj.end() && (it->is_string() || it->is_number_integer())) {
+    // The id is the one input a response repeats whole; so it is short.
+    if (it->is_string() && it->get_ref<const std::string&>().size() > kMaxIdBytes) {
+      return bad(fmt::format("request \"id\" is {} bytes, more than {}", it->get_ref<const std::string&>().size(),
+                             kMaxIdBytes));
+    }
+    id_out = *it;
+  }
 
   static const std::set<std::string> known{"v", "id", "op", "user", "job_id", "script", "env", "hub_home"};
   for (const auto& [key, value] : obj.items()) {

@@ -5,10 +5,13 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+
+#include "ssb/util/file_safety.hpp"
 
 namespace ssb::ssh {
 
@@ -78,6 +81,12 @@ Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& wa
     }
     warnings.push_back(text);
   }
+  // Owner and write access: never relaxed (strict_key_permissions = false
+  // only tolerates others *reading* the key).
+  if (auto safe = check_trusted_file(path, fmt::format("identity file {} (ssh.identity_file)", path), Errc::auth);
+      !safe) {
+    return safe.error();
+  }
   if (auto lib = load_libssh(); !lib) return lib.error();
   ssh_key key = nullptr;
   int rc = libssh().ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &key);
@@ -88,6 +97,29 @@ Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& wa
                                   path));
   }
   return Key(key);
+}
+
+Status check_known_hosts(const Endpoint& endpoint) {
+  const auto& path = endpoint.known_hosts;
+  return check_trusted_file(path, fmt::format("known_hosts file {} (ssh.known_hosts)", path), Errc::host_key);
+}
+
+Status check_usable_known_hosts(const Endpoint& endpoint) {
+  const auto& path = endpoint.known_hosts;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return make_error(Errc::host_key, fmt::format("known_hosts file {} (ssh.known_hosts) cannot be used: {}; put the "
+                                                  "login host's key there (ssh-keyscan, verified)",
+                                                  path, std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return make_error(Errc::host_key, fmt::format("known_hosts file {} (ssh.known_hosts) is not a regular file", path));
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    return make_error(Errc::host_key, fmt::format("known_hosts file {} (ssh.known_hosts) cannot be read: {}", path,
+                                                  std::strerror(errno)));
+  }
+  return check_known_hosts(endpoint);
 }
 
 Session::~Session() {
@@ -171,6 +203,7 @@ Result<HostKeyVerdict> Session::verify_host_key() {
     type = k.type_name();
   }
   std::string host = e.port == 22 ? e.host : fmt::format("[{}]:{}", e.host, e.port);
+  if (auto safe = check_known_hosts(e); !safe) return safe.error();
   // libssh reports a missing file as "unknown host"; say what is wrong.
   struct stat st {};
   auto verdict = ::stat(e.known_hosts.c_str(), &st) != 0 ? SSH_KNOWN_HOSTS_NOT_FOUND

@@ -31,7 +31,9 @@ expect_num() {
     fi
 }
 
-touch "$WORK/key"
+# serve checks its key and known_hosts at start: a real (unused) key, an empty known_hosts.
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/key" -C hostile
+: >"$WORK/known_hosts"
 cat >"$WORK/bridge.toml" <<EOF
 [ssh]
 host = "127.0.0.1"

@@ -170,12 +170,10 @@ expect_exit 0 "$BRIDGE" --config "$CONF" --set "ssh.identity_file=$k" --set ssh.
 expect_match "$STDOUT" "\[WARN\] identity +identity file $k has permissions 0640" "check warns"
 expect_exit 1 "$BRIDGE" --config "$CONF" --set "ssh.identity_file=$k" check
 expect_match "$STDOUT" "\[FAIL\] identity +identity file $k has permissions 0640" "check fails it when strict"
-# the daemon applies the same rule
+# the daemon applies the same rule, at start (issue 14: it used to start and fail every request)
 KD=(--config "$CONF" --set "ssh.identity_file=$WORK/keys/key-0644" --set "daemon.socket=$WORK/key.sock")
-start_daemon "$WORK/d-key.log" "${KD[@]}" || true
-expect_exit 255 "$BRIDGE" "${KD[@]}" --mode daemon --user "$U" query "$J1"
-expect_match "$STDERR" "^slurm-ssh-bridge: auth: identity file $WORK/keys/key-0644 has permissions 0644" "daemon: the key is refused with the same message"
-stop_daemon "$DAEMON_PID"
+expect_exit 2 timeout 20 "$BRIDGE" "${KD[@]}" serve
+expect_match "$STDERR" "^slurm-ssh-bridge: config: serve cannot start: identity file $WORK/keys/key-0644 has permissions 0644" "daemon: refuses to start, with the same message"
 KD=(--config "$CONF" --set "ssh.identity_file=$WORK/keys/key-0640" --set ssh.strict_key_permissions=false --set "daemon.socket=$WORK/key.sock")
 start_daemon "$WORK/d-key2.log" "${KD[@]}" || true
 expect_exit 0 "$BRIDGE" "${KD[@]}" --mode daemon --user "$U" query "$J1"

@@ -11,7 +11,8 @@ namespace ssb::client {
 // A connected socket to the daemon (RAII).
 class DaemonSocket {
  public:
-  // Fails with daemon_unavailable when nothing answers on daemon.socket.
+  // Fails with daemon_unavailable when nothing answers on daemon.socket,
+  // and with auth when what answers is not the daemon's account.
   static Result<DaemonSocket> connect(const config::Config& config);
   DaemonSocket(DaemonSocket&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
   DaemonSocket& operator=(DaemonSocket&&) = delete;
@@ -28,6 +29,13 @@ class DaemonSocket {
   int fd_ = -1;
   std::string buffer_;
 };
+
+// Before anything is sent on `fd`: the listener runs as client.daemon_uid
+// (default: root or our own uid), by the kernel's SO_PEERCRED. A fake
+// daemon would otherwise receive the hub's API token and could answer
+// "job gone" for a running job; a mismatch is an `auth` error (the job's
+// state reads as unknown) naming the socket, both uids and the key.
+Status check_daemon_identity(int fd, const config::Config& config);
 
 // Runs requests through the daemon. In client.mode = "auto" a daemon that
 // does not answer means the direct path; one that fails mid-request means

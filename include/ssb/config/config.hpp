@@ -91,6 +91,7 @@ struct Config {
   struct Client {
     ClientMode mode = ClientMode::auto_select;
     int daemon_connect_timeout_ms = 1000;
+    std::string daemon_uid;  // empty: root or the CLI's own uid
   } client;
 
   struct Log {

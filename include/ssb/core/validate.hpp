@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ssb/util/printable.hpp"
 #include "ssb/util/result.hpp"
 
 namespace ssb::core {
@@ -34,8 +35,7 @@ Status validate_env_value(std::string_view name, std::string_view value, bool se
 bool glob_match(std::string_view pattern, std::string_view text);
 bool matches_any(const std::vector<std::string>& patterns, std::string_view name);
 
-// Renders a value for a message without revealing control characters or
-// arbitrary length: printable ASCII kept, everything else escaped, cut at 80.
-std::string printable(std::string_view value);
+// How a value is shown in a message: the one helper (ssb/util/printable.hpp).
+using ssb::printable;
 
 }  // namespace ssb::core

@@ -10,15 +10,12 @@
 #include <string>
 
 #include "ssb/config/config.hpp"
+#include "ssb/util/peer_credentials.hpp"
 #include "ssb/util/result.hpp"
 
 namespace ssb::daemon {
 
-struct Peer {
-  uid_t uid = static_cast<uid_t>(-1);
-  gid_t gid = static_cast<gid_t>(-1);
-  pid_t pid = 0;
-};
+using Peer = PeerCredentials;
 
 // The credentials of the process that connected on `fd`; nullopt when the
 // kernel does not say (not a Unix socket).

@@ -16,6 +16,8 @@ namespace ssb::protocol {
 
 inline constexpr int kVersion = 1;
 inline constexpr int kMaxDepth = 8;
+// A string id longer than this is refused (responses repeat the id whole).
+inline constexpr std::size_t kMaxIdBytes = 128;
 
 // Serialises one JSON value as one line of text. Invalid UTF-8 in strings
 // (a wrapper printing raw bytes) is replaced by U+FFFD instead of throwing:
@@ -36,7 +38,8 @@ struct WireRequest {
 };
 
 // Parses one request line. Rejects: invalid JSON or UTF-8, nesting deeper
-// than kMaxDepth, lines over `max_bytes`, a missing or wrong "v", missing
+// than kMaxDepth, lines over `max_bytes`, a key twice in one object, bytes
+// after the object, a string id over kMaxIdBytes, a missing or wrong "v", missing
 // "id", unknown ops and fields, wrong types. Field *values* (user, job id,
 // env names) are checked later by core::validate, as for the CLI.
 // On error, `id_out` holds the id when one could be read, so the error

@@ -59,6 +59,13 @@ class Key {
 // strict_key_permissions is false) and loads as an unencrypted private key.
 Result<Key> load_identity(const Endpoint& endpoint, std::vector<std::string>& warnings);
 
+// ssh.known_hosts is owned by root or us and writable by no one else
+// (whoever may write it vouches for any host); a missing file passes here.
+Status check_known_hosts(const Endpoint& endpoint);
+// The same, and the file exists, is a regular file and can be read: what
+// `serve` requires before it takes a request.
+Status check_usable_known_hosts(const Endpoint& endpoint);
+
 // Outcome of the host-key step, kept separate so `check` can report it.
 enum class HostKeyVerdict { known, unknown, changed, other_type, no_file, error };
 

@@ -225,3 +225,27 @@ TEST_CASE("config: the client bounds of the daemon have limits") {
   CHECK_THAT(error_of(std::string(kMinimal) + "[daemon]\nline_timeout_s = 0\n"),
              Catch::Contains("daemon.line_timeout_s"));
 }
+
+TEST_CASE("config: a value in an error is shown bounded (64 bytes and its size), escaped") {
+  const std::string host(100000, 'h');
+  auto r = load_string("[ssh]\nhost = \"" + host + "/\"\n", "/etc/t.toml");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.size() < 300);
+  CHECK(r.error().message.find(std::string(64, 'h') + "... (100001 bytes)") != std::string::npos);
+  Config c;
+  auto st = apply_override(c, "ssh.port=" + std::string(5000, '\x1b'), "--set");
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().message.size() < 400);
+  CHECK(st.error().message.find('\x1b') == std::string::npos);
+}
+
+TEST_CASE("config: client.daemon_uid takes an account name or number, empty by default") {
+  Config c;
+  CHECK(c.client.daemon_uid.empty());
+  CHECK(apply_override(c, "client.daemon_uid=0", "--set"));
+  CHECK(c.client.daemon_uid == "0");
+  CHECK(apply_override(c, "client.daemon_uid=_slurm-ssh-bridge", "--set"));
+  auto bad = apply_override(c, "client.daemon_uid=a b", "--set");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("client.daemon_uid") != std::string::npos);
+}

@@ -42,7 +42,9 @@ TEST_CASE("request: size limits") {
   auto st = validate(r, c);
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().code == Errc::script_too_large);
-  CHECK(st.error().message == "job script for user alice is 5 bytes, more than limits.max_script_bytes = 4");
+  CHECK(st.error().message ==
+        "job script for user alice is over the limit of 4 bytes (limits.max_script_bytes); make the script smaller or "
+        "raise the limit");
 
   c.limits.max_script_bytes = 100;
   c.limits.max_env_bytes = 10;

@@ -99,5 +99,5 @@ TEST_CASE("glob_match") {
 
 TEST_CASE("printable escapes control bytes and bounds length") {
   CHECK(printable("a\nb\x01") == "a\\nb\\x01");
-  CHECK(printable(std::string(200, 'x')).size() == 83);
+  CHECK(printable(std::string(200, 'x')) == std::string(64, 'x') + "... (200 bytes)");
 }

@@ -53,7 +53,55 @@ TEST_CASE("protocol: malformed requests are bad_request with a reason") {
   std::string deep = R"({"v":1,"id":1,"op":"status","env":)" + std::string(100, '[') + std::string(100, ']') + "}";
   CHECK(parse_error(deep).message == "request nests deeper than 8 levels");
   CHECK(parse_error(std::string(2000, ' '), 1000).message ==
-        "request line is 2000 bytes, more than daemon.max_line_bytes = 1000");
+        "request line is over the limit of 1000 bytes (daemon.max_line_bytes)");
+}
+
+TEST_CASE("protocol: a key twice in one object is refused, at any depth, naming the key") {
+  // nlohmann keeps the last: this line would run as alice while it reads as bob.
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"bob.proj1","user":"alice.proj1","job_id":"1"})").message ==
+        "request has the key \"user\" twice in one object; send each key once");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"submit","user":"a","script":"x","env":{"A":"1","A":"2"}})").message ==
+        "request has the key \"A\" twice in one object; send each key once");
+  CHECK(parse_error(R"({"v":1,"v":1,"id":1,"op":"status"})").message.find("\"v\" twice") != std::string::npos);
+  // The same key in different objects is not a duplicate.
+  json id;
+  CHECK(parse_request(R"({"v":1,"id":1,"op":"submit","user":"a","script":"x","env":{"user":"1"}})", 1 << 20, id));
+  // A duplicate's name is shown bounded like every echoed input.
+  std::string big(5000, 'k');
+  auto msg = parse_error("{\"" + big + "\":1,\"" + big + "\":2}").message;
+  CHECK(msg.find("twice") != std::string::npos);
+  CHECK(msg.size() < 200);
+}
+
+TEST_CASE("protocol: bytes after the object are refused as such") {
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"status"} xyz)").message ==
+        "request has bytes after its JSON object (from byte 30); send one object per line");
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"status"}{"v":1,"id":2,"op":"status"})").message.find("bytes after") !=
+        std::string::npos);
+  // Trailing whitespace is not "bytes after".
+  json id;
+  CHECK(parse_request("{\"v\":1,\"id\":1,\"op\":\"status\"}  \t\r", 1 << 20, id));
+  // A broken object is still a parse error, not "bytes after".
+  CHECK(parse_error(R"({"v":1,"id":1,"op":"status")").message.find("not valid JSON") != std::string::npos);
+}
+
+TEST_CASE("protocol: nothing the client sent comes back beyond the echo cap") {
+  const std::string user(1 << 20, 'a');
+  json id;
+  auto r = parse_request(R"({"v":1,"id":1,"op":"query","user":")" + user + R"(","job_id":"1"})", 2 << 20, id);
+  REQUIRE(r.ok());
+  config::Config config;
+  auto st = core::validate(r->request, config);
+  REQUIRE_FALSE(st.ok());
+  auto line = to_line(response_envelope(id, core::from_error(r->request, st.error())));
+  CHECK(line.size() < 600);
+  CHECK(line.find("(1048576 bytes)") != std::string::npos);
+  // A long string id is refused rather than repeated.
+  json id2;
+  auto msg = parse_request(R"({"v":1,"id":")" + std::string(129, 'i') + R"(","op":"status"})", 1 << 20, id2);
+  REQUIRE_FALSE(msg.ok());
+  CHECK(msg.error().message == "request \"id\" is 129 bytes, more than 128");
+  CHECK(id2.is_null());
 }
 
 TEST_CASE("protocol: the id survives a bad request") {
@@ -146,7 +194,7 @@ TEST_CASE("protocol: parse errors never echo request bytes (tokens, invalid UTF-
 
   // Names quoted back are escaped, never cut mid-character.
   auto field =
-      parse_request("{\"v\":1,\"id\":1,\"op\":\"status\",\"" + std::string(63, 'x') + "\xc3\xa9\":1}", 1 << 20, id);
+      parse_request("{\"v\":1,\"id\":1,\"op\":\"status\",\"" + std::string(62, 'x') + "\xc3\xa9\":1}", 1 << 20, id);
   REQUIRE_FALSE(field.ok());
   CHECK(valid_utf8(field.error().message));
   CHECK(field.error().message.find("\\xc3\\xa9") != std::string::npos);
