@@ -33,12 +33,16 @@ import itertools
 import json
 import logging
 import os
+import pwd
 import secrets
+import socket
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
 from .commands import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH
 from .errors import (
+    AuthError,
     BridgeError,
     BridgeTimeoutError,
     DaemonUnavailableError,
@@ -52,6 +56,7 @@ __all__ = [
     "DEFAULT_SOCKET_PATH",
     "BridgeClient",
     "Result",
+    "daemon_uid_from_config",
     "socket_path_from_config",
 ]
 
@@ -70,13 +75,7 @@ DEFAULT_LINE_LIMIT = 16 * 1024 * 1024
 DEFAULT_TIMEOUT = 180.0
 
 
-def socket_path_from_config(config: Optional[str] = None) -> str:
-    """The daemon socket path named by a bridge configuration file.
-
-    ``config`` defaults like the bridge's own: ``$SLURM_SSH_BRIDGE_CONFIG``,
-    else ``/etc/slurm-ssh-bridge/config.toml``. A file without
-    ``[daemon] socket`` gives the default socket path.
-    """
+def _load_config(config: Optional[str]) -> "tuple[str, Dict[str, Any]]":
     try:
         import tomllib  # Python >= 3.11
     except ImportError:  # pragma: no cover - older Pythons
@@ -89,12 +88,68 @@ def socket_path_from_config(config: Optional[str] = None) -> str:
             ) from None
     path = config or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH
     with open(path, "rb") as fh:
-        data = tomllib.load(fh)
+        return path, tomllib.load(fh)
+
+
+def socket_path_from_config(config: Optional[str] = None) -> str:
+    """The daemon socket path named by a bridge configuration file.
+
+    ``config`` defaults like the bridge's own: ``$SLURM_SSH_BRIDGE_CONFIG``,
+    else ``/etc/slurm-ssh-bridge/config.toml``. A file without
+    ``[daemon] socket`` gives the default socket path.
+    """
+    path, data = _load_config(config)
     daemon = data.get("daemon", {})
     socket_path = daemon.get("socket", DEFAULT_SOCKET_PATH) if isinstance(daemon, dict) else None
     if not isinstance(socket_path, str) or not socket_path:
         raise ValueError("%s: [daemon] socket must be a non-empty string" % path)
     return socket_path
+
+
+def daemon_uid_from_config(config: Optional[str] = None) -> Optional[str]:
+    """``[client] daemon_uid`` of a bridge configuration file, or None when unset or empty."""
+    path, data = _load_config(config)
+    client = data.get("client", {})
+    value = client.get("daemon_uid", "") if isinstance(client, dict) else ""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ValueError("%s: [client] daemon_uid must be an account name or number" % path)
+    return str(value) if str(value) else None
+
+
+def _expected_uids(daemon_uid: Optional[str]) -> "set[int]":
+    """The uids a daemon may run as: ``daemon_uid`` (a name or a number), else root or our own."""
+    if daemon_uid is None or daemon_uid == "":
+        return {0, os.geteuid()}
+    text = str(daemon_uid)
+    if text.isdigit():
+        return {int(text)}
+    try:
+        return {pwd.getpwnam(text).pw_uid}
+    except KeyError:
+        raise ValueError(
+            "client.daemon_uid %r names no account on this host; set it to the account the daemon "
+            "runs as (a name or a uid)" % text[:64]
+        ) from None
+
+
+def check_daemon_peer(sock: socket.socket, socket_path: str, allowed: "set[int]") -> None:
+    """Refuse a listener that is not the expected account, before anything is sent.
+
+    The same rule as the CLI's (``client.daemon_uid``): whoever can create the
+    socket path must not receive requests (and their environment) nor answer
+    "job gone" for a running job. The kernel's SO_PEERCRED says who called
+    listen() on the socket; a mismatch raises ``AuthError``, which callers read
+    as "state unknown", never as an answer.
+    """
+    ucred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", ucred)
+    if uid not in allowed:
+        raise AuthError(
+            "the daemon socket %s is served by uid %d (pid %d), not by %s; nothing was sent. "
+            "If that account is the real daemon, set client.daemon_uid (daemon_uid=) to it; "
+            "otherwise remove the impostor"
+            % (socket_path, uid, pid, " or ".join("uid %d" % u for u in sorted(allowed)))
+        )
 
 
 @dataclass
@@ -148,8 +203,10 @@ class BridgeClient:
         *,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         line_limit: int = DEFAULT_LINE_LIMIT,
+        daemon_uid: Optional[str] = None,
     ):
         self.socket_path = socket_path
+        self.daemon_uid = daemon_uid
         self.timeout = timeout
         self._line_limit = line_limit
         self._reader: Optional[asyncio.StreamReader] = None
@@ -173,17 +230,26 @@ class BridgeClient:
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         connect_timeout: float = 10.0,
         line_limit: int = DEFAULT_LINE_LIMIT,
+        daemon_uid: Optional[str] = None,
     ) -> "BridgeClient":
-        """Connect to ``socket_path`` (or the socket named by ``config``)."""
+        """Connect to ``socket_path`` (or the socket named by ``config``).
+
+        The daemon must run as ``daemon_uid`` (an account name or uid; else
+        the config's ``[client] daemon_uid`` when ``config`` is read; else
+        root or this process's own uid), checked before anything is sent.
+        """
         if socket_path is None:
             socket_path = socket_path_from_config(config)
-        client = cls(socket_path, timeout=timeout, line_limit=line_limit)
+            if daemon_uid is None:
+                daemon_uid = daemon_uid_from_config(config)
+        client = cls(socket_path, timeout=timeout, line_limit=line_limit, daemon_uid=daemon_uid)
         await client.open(connect_timeout=connect_timeout)
         return client
 
     async def open(self, *, connect_timeout: float = 10.0) -> None:
         if self._writer is not None:
             raise RuntimeError("BridgeClient is already open")
+        allowed = _expected_uids(self.daemon_uid)  # a bad name fails before any connection
         try:
             self._reader, self._writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(self.socket_path, limit=self._line_limit),
@@ -199,6 +265,12 @@ class BridgeClient:
                 "cannot connect to the daemon socket %s: %s"
                 % (self.socket_path, exc.strerror or exc)
             ) from None
+        try:
+            check_daemon_peer(self._writer.get_extra_info("socket"), self.socket_path, allowed)
+        except BaseException:
+            self._writer.close()
+            self._reader = self._writer = None
+            raise
         self._reader_task = asyncio.get_running_loop().create_task(self._read_loop())
 
     @property
