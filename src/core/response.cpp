@@ -34,6 +34,7 @@ Response for_request(const Request& request) {
   r.op = request.op;
   r.user = request.user;
   r.job_id = request.job_id;
+  r.token = request.token;
   return r;
 }
 
@@ -79,6 +80,15 @@ Response from_remote(const Request& request, RemoteOutcome outcome) {
       r.state = r.job->state;
     } else {
       r.error = job.error();
+    }
+    return r;
+  }
+  if (request.op == Op::jobs) {
+    auto listing = parse_job_listing(outcome.exit_status, outcome.out, outcome.err, "the service account", request.tag);
+    if (listing) {
+      r.listing = std::move(*listing);
+    } else {
+      r.error = listing.error();
     }
     return r;
   }
