@@ -101,6 +101,9 @@ void define_subcommands(Cli& cli, Io& io) {
   auto* explain = app.add_subcommand(
       "explain", "Print what Slurm knows about one of the user's jobs: state, exit code, reason, log, expected start");
   explain->add_option("job_id", cli.options.job_id, "Slurm job id")->required();
+  auto* jobs = app.add_subcommand("jobs",
+                                  "List the jobs in Slurm whose comment carries this hub's submit.tag "
+                                  "(ssb:TAG:TOKEN), as the service account: job id, user, state, token");
   auto* check = app.add_subcommand(
       "check", "Diagnose configuration, identity file, host key, connection, wrappers and (with --user) sudo");
   auto* serve = app.add_subcommand("serve", "Run the daemon: pooled SSH connections behind daemon.socket (foreground)");
@@ -119,6 +122,7 @@ void define_subcommands(Cli& cli, Io& io) {
       {query, job(core::Op::query)},
       {cancel, job(core::Op::cancel)},
       {explain, job(core::Op::explain)},
+      {jobs, [&options, &io](const config::Config& c) { return run_jobs_command(c, options, io); }},
       {check, [&options, &io](const config::Config& c) { return run_check_command(c, options, io); }},
       {serve, [&io](const config::Config& c) { return run_serve_command(c, io); }},
       {status, [&io](const config::Config& c) { return run_status_command(c, io); }},

@@ -8,6 +8,7 @@
 #include "ssb/client/daemon_client.hpp"
 #include "ssb/client/executor.hpp"
 #include "ssb/protocol/json.hpp"
+#include "ssb/util/token.hpp"
 
 namespace ssb::app {
 
@@ -46,12 +47,24 @@ int run_job_command(const config::Config& config, core::Op op, const Options& op
     request.script = read_bounded(io.in, config.limits.max_script_bytes);
     request.env = core::forwardable_env(io.environ, config);
     request.hub_home = core::hub_home_from_environ(io.environ, request.user);
+    // One token per CLI call: the daemon, the direct path and any lookup
+    // after a lost outcome all name this submit by it.
+    request.token = random_token();
   }
   if (auto st = core::validate(request, config); !st) {
     return print_response(core::from_error(request, st.error()), options.json, io.out, io.err);
   }
   auto executor = make_executor(config);
   return print_response(executor->execute(request), options.json, io.out, io.err);
+}
+
+int run_jobs_command(const config::Config& config, const Options& options, Io& io) {
+  core::Request request;
+  request.op = core::Op::jobs;
+  if (auto st = core::validate(request, config); !st) {
+    return print_response(core::from_error(request, st.error()), options.json, io.out, io.err);
+  }
+  return print_response(make_executor(config)->execute(request), options.json, io.out, io.err);
 }
 
 int run_request_command(const config::Config& config, Io& io) {

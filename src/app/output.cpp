@@ -35,6 +35,25 @@ int print_response(const core::Response& r, bool json, std::ostream& out, std::o
     err.flush();
     return r.remote->exit_status;
   }
+  if (r.listing) {
+    // One line per job; an empty list from an account that cannot see
+    // other users' jobs is no answer, so it fails (the JSON says visible).
+    for (const auto& j : r.listing->jobs) out << fmt::format("{} {} {} {}\n", j.job_id, j.user, j.state, j.token);
+    out.flush();
+    if (r.listing->visible) return 0;
+    err << failure_line(Error{Errc::remote_failed, r.listing->why});
+    return exit_status_for(Errc::remote_failed);
+  }
+  if (r.ok() && r.op == core::Op::submit && !r.remote) {
+    // A submit resolved by its token after its outcome was lost: the job id,
+    // as the wrapper would have printed it (batchspawner parses stdout).
+    out << r.job_id << '\n';
+    err << core::kNoticePrefix
+        << fmt::format("the submit's outcome was lost; Slurm holds job {} with its token {}, reported once\n", r.job_id,
+                       r.token);
+    out.flush();
+    return 0;
+  }
   if (r.job) {
     out << core::describe(*r.job) << '\n';
     out.flush();

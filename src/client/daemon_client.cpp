@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ssb/client/submit_resolver.hpp"
 #include "ssb/core/submit_rule.hpp"
 #include "ssb/protocol/json.hpp"
 #include "ssb/util/peer_credentials.hpp"
@@ -184,6 +185,10 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
   auto failed = [&](Error e) {
     auto r = core::from_error(request, std::move(e));
     r.path = "daemon";
+    // A submit the daemon lost (or reported as unknown) is looked up by its
+    // token over a direct connection: the daemon may be gone.
+    if (r.error->code == Errc::submit_unknown) r = SubmitResolver(config_).resolve(request, std::move(r), start);
+    r.path = "daemon";
     r.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
     return r;
   };
@@ -225,6 +230,7 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
   // (or queries/cancels, which are safe to repeat): in auto mode the direct
   // path serves them, so a hub restart costs no request.
   if (auto_mode && response->error && response->error->code == Errc::shutting_down) return fallback();
+  if (response->error && response->error->code == Errc::submit_unknown) return failed(*response->error);
   return std::move(*response);
 }
 

@@ -1,6 +1,7 @@
 #include <chrono>
 
 #include "ssb/client/executor.hpp"
+#include "ssb/client/submit_resolver.hpp"
 #include "ssb/core/submit_rule.hpp"
 #include "ssb/remote/command.hpp"
 #include "ssb/ssh/exec.hpp"
@@ -28,8 +29,14 @@ core::Response DirectExecutor::execute(const core::Request& request) {
   auto outcome = ssh::run_to_completion(**session, remote::build(request, config_),
                                         std::chrono::seconds(config_.ssh.command_timeout_s),
                                         static_cast<std::size_t>(config_.limits.max_output_bytes), maybe_started);
-  if (!outcome)
-    return finish(core::from_error(request, core::classify_submit_failure(request, outcome.error(), maybe_started)));
+  if (!outcome) {
+    auto failed = core::from_error(request, core::classify_submit_failure(request, outcome.error(), maybe_started));
+    if (failed.error->code == Errc::submit_unknown) {
+      failed.path = "direct";
+      return finish(SubmitResolver(config_).resolve(request, std::move(failed), start));
+    }
+    return finish(std::move(failed));
+  }
   return finish(core::from_remote(request, std::move(*outcome)));
 }
 

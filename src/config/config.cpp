@@ -247,6 +247,21 @@ std::optional<std::string> command_name(const std::string& s) {
   return std::nullopt;
 }
 
+// submit.tag: it goes into a Slurm job comment and is matched literally by
+// `jobs`, so it is kept to a small, unambiguous alphabet (no ':').
+std::optional<std::string> submit_tag(const std::string& s) {
+  bool ok = !s.empty() && s.size() <= 64;
+  for (char c : s) {
+    ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+                c == '_');
+  }
+  if (ok) return std::nullopt;
+  return fmt::format(
+      "must be 1 to 64 of the characters A-Z a-z 0-9 . _ - (it goes into the job comment ssb:TAG:TOKEN), "
+      "got {}",
+      quote_toml(s.substr(0, 80)));
+}
+
 // A member accessor for the key table; `member` is a path (ssh.host), which
 // parentheses would break.
 #define SSB_REF(member) \
@@ -376,6 +391,12 @@ const std::vector<Key>& keys() {
                            "Coalesced status: squeue on the login host, run as the service account (no sudo): a "
                            "command name on its PATH or an absolute path.",
                            command_name));
+    t.push_back(string_key("submit.tag", SSB_REF(submit.tag),
+                           "Exactly-once submit: every submitted script gets `#SBATCH --comment=ssb:TAG:TOKEN` "
+                           "after its shebang (TOKEN: 32 random hex digits per submit), so a submit whose outcome "
+                           "was lost is looked up in Slurm by its token, and `jobs` lists this hub's jobs. Give "
+                           "each hub sharing a cluster its own tag (README, \"Exactly-once submit\").",
+                           submit_tag));
     t.push_back(enum_key<ClientMode>(
         "client.mode", SSB_REF(client.mode),
         {{"auto", ClientMode::auto_select}, {"daemon", ClientMode::daemon}, {"direct", ClientMode::direct}},
@@ -580,7 +601,7 @@ Result<Config> load_string(const std::string& text, const std::string& path) {
     if (!known_section) {
       return make_error(Errc::config,
                         fmt::format("{}: unknown section [{}]{}; sections are [ssh], [remote], [env], [limits], "
-                                    "[daemon], [pool], [client], [log]",
+                                    "[daemon], [pool], [status], [submit], [client], [log]",
                                     location(path, section_key.source()), section, section_suggestion(section)));
     }
     for (const auto& [key_name, node] : *table) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "ssb/core/submit_token.hpp"
 #include "ssb/core/validate.hpp"
 
 namespace ssb::core {
@@ -13,12 +14,13 @@ std::string_view to_string(Op op) {
     case Op::cancel: return "cancel";
     case Op::status: return "status";
     case Op::explain: return "explain";
+    case Op::jobs: return "jobs";
   }
   return "?";
 }
 
 bool op_from_string(std::string_view text, Op& out) {
-  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status, Op::explain}) {
+  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status, Op::explain, Op::jobs}) {
     if (to_string(op) == text) {
       out = op;
       return true;
@@ -29,12 +31,19 @@ bool op_from_string(std::string_view text, Op& out) {
 
 Status validate(Request& request, const config::Config& config) {
   if (request.op == Op::status) return {};
+  if (request.op == Op::jobs) {
+    request = Request();  // nothing of a jobs request is used but its op
+    request.op = Op::jobs;
+    request.tag = config.submit.tag;
+    return {};
+  }
   if (auto st = validate_user(request.user); !st) return st;
   if (request.op == Op::query || request.op == Op::cancel || request.op == Op::explain) {
     if (auto st = validate_job_id(request.job_id); !st) return st;
     request.env.clear();
     request.script.clear();
     request.hub_home.clear();
+    request.token.clear();
     return {};
   }
   // submit
@@ -83,6 +92,12 @@ Status validate(Request& request, const config::Config& config) {
                                     request.user, printable(home), why));
     }
   }
+  // Exactly-once submit: the token and the script's room for it.
+  if (!valid_token(request.token)) {
+    return make_error(Errc::bad_request, fmt::format("submit token for user {} (\"{}\") is not 32 lowercase hex digits",
+                                                     request.user, printable(request.token)));
+  }
+  if (auto st = check_script_for_token(request); !st) return st;
   return {};
 }
 

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <vector>
 
+#include "ssb/core/submit_token.hpp"
 #include "ssb/core/validate.hpp"
 
 namespace ssb::core {
@@ -36,6 +37,7 @@ Response for_request(const Request& request) {
   r.op = request.op;
   if (validate_user(request.user)) r.user = request.user;
   if (validate_job_id(request.job_id)) r.job_id = request.job_id;
+  if (valid_token(request.token)) r.token = request.token;
   return r;
 }
 
@@ -81,6 +83,15 @@ Response from_remote(const Request& request, RemoteOutcome outcome) {
       r.state = r.job->state;
     } else {
       r.error = job.error();
+    }
+    return r;
+  }
+  if (request.op == Op::jobs) {
+    auto listing = parse_job_listing(outcome.exit_status, outcome.out, outcome.err, "the service account", request.tag);
+    if (listing) {
+      r.listing = std::move(*listing);
+    } else {
+      r.error = listing.error();
     }
     return r;
   }

@@ -1,4 +1,5 @@
 #include "ssb/daemon/connection.hpp"
+#include "ssb/util/token.hpp"
 
 #include <fmt/format.h>
 
@@ -148,6 +149,9 @@ void Connection::handle_line(const std::string& line) {
     send(protocol::to_line(protocol::status_envelope(id, server_.status())));
     return;
   }
+  // A protocol client that sent no submit token gets one here, so every
+  // job the daemon submits can be found by it (a given one is validated).
+  if (request.op == core::Op::submit && request.token.empty()) request.token = random_token();
   if (auto st = core::validate(request, server_.config()); !st) {
     log::info(fmt::format("req={} peer_uid={} op={} outcome={}", log_id, peer_uid_, core::to_string(request.op),
                           to_string(st.error().code)));

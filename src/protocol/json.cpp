@@ -58,14 +58,15 @@ namespace {
 enum class Field { required, allowed, refused };
 struct OpFields {
   core::Op op;
-  Field user, job_id, script, env, hub_home;
+  Field user, job_id, script, env, hub_home, token;
 };
+constexpr auto R = Field::required;
+constexpr auto A = Field::allowed;
+constexpr auto X = Field::refused;
 constexpr OpFields kOpFields[] = {
-    {core::Op::submit, Field::required, Field::refused, Field::required, Field::allowed, Field::allowed},
-    {core::Op::query, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
-    {core::Op::cancel, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
-    {core::Op::explain, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
-    {core::Op::status, Field::refused, Field::refused, Field::refused, Field::refused, Field::refused},
+    // op               user job_id script env hub_home token
+    {core::Op::submit, R, X, R, A, A, A},  {core::Op::query, R, R, X, X, X, X},  {core::Op::cancel, R, R, X, X, X, X},
+    {core::Op::explain, R, R, X, X, X, X}, {core::Op::status, X, X, X, X, X, X}, {core::Op::jobs, X, X, X, X, X, X},
 };
 
 Status check_fields_for_op(const json& obj, core::Op op) {
@@ -74,11 +75,9 @@ Status check_fields_for_op(const json& obj, core::Op op) {
     if (r.op == op) row = &r;
   }
   if (!row) return make_error(Errc::internal, "no field rules for this op");
-  const std::pair<const char*, Field> fields[] = {{"user", row->user},
-                                                  {"job_id", row->job_id},
-                                                  {"script", row->script},
-                                                  {"env", row->env},
-                                                  {"hub_home", row->hub_home}};
+  const std::pair<const char*, Field> fields[] = {{"user", row->user},         {"job_id", row->job_id},
+                                                  {"script", row->script},     {"env", row->env},
+                                                  {"hub_home", row->hub_home}, {"token", row->token}};
   // Required fields first, so that a request missing one is told so before
   // anything else (the messages clients have seen since v1).
   for (const auto& [name, rule] : fields) {
@@ -159,7 +158,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
     id_out = *it;
   }
 
-  static const std::set<std::string> known{"v", "id", "op", "user", "job_id", "script", "env", "hub_home"};
+  static const std::set<std::string> known{"v", "id", "op", "user", "job_id", "script", "env", "hub_home", "token"};
   for (const auto& [key, value] : obj.items()) {
     if (!known.count(key)) return bad(fmt::format("request has unknown field \"{}\"", core::printable(key)));
   }
@@ -174,8 +173,8 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   auto op = string_field(obj, "op", true);
   if (!op) return op.error();
   if (!core::op_from_string(*op, wr.request.op)) {
-    return bad(
-        fmt::format("unknown op \"{}\"; expected submit, query, cancel, explain or status", core::printable(*op)));
+    return bad(fmt::format("unknown op \"{}\"; expected submit, query, cancel, explain, jobs or status",
+                           core::printable(*op)));
   }
   auto user = string_field(obj, "user", false);
   if (!user) return user.error();
@@ -189,6 +188,9 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   auto hub_home = string_field(obj, "hub_home", false);
   if (!hub_home) return hub_home.error();
   wr.request.hub_home = std::move(*hub_home);
+  auto token = string_field(obj, "token", false);
+  if (!token) return token.error();
+  wr.request.token = std::move(*token);
   if (auto it = obj.find("env"); it != obj.end()) {
     if (!it->is_object()) return bad("request field \"env\" must be an object of strings");
     for (const auto& [name, value] : it->items()) {
@@ -202,12 +204,13 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
 
 json request_to_json(const json& id, const core::Request& request) {
   json j{{"v", kVersion}, {"id", id}, {"op", std::string(core::to_string(request.op))}};
-  if (request.op == core::Op::status) return j;
+  if (request.op == core::Op::status || request.op == core::Op::jobs) return j;
   j["user"] = request.user;
   if (request.op == core::Op::submit) {
     j["script"] = request.script;
     j["env"] = request.env;
     if (!request.hub_home.empty()) j["hub_home"] = request.hub_home;
+    if (!request.token.empty()) j["token"] = request.token;
   } else {
     j["job_id"] = request.job_id;
   }
@@ -250,6 +253,18 @@ json response_to_json(const core::Response& r) {
   if (r.state) j["state"] = *r.state;
   if (r.host) j["host"] = *r.host;
   if (r.job) j["job"] = job_to_json(*r.job);
+  if (!r.token.empty()) j["token"] = r.token;
+  if (!r.resolved.empty()) j["resolved"] = r.resolved;
+  if (r.listing) {
+    j["tag"] = r.listing->tag;
+    j["visible"] = r.listing->visible;
+    if (!r.listing->why.empty()) j["why"] = r.listing->why;
+    json jobs = json::array();
+    for (const auto& job : r.listing->jobs) {
+      jobs.push_back({{"job_id", job.job_id}, {"user", job.user}, {"state", job.state}, {"token", job.token}});
+    }
+    j["jobs"] = std::move(jobs);
+  }
   if (r.remote) {
     j["exit_status"] = r.remote->exit_status;
     j["stdout"] = r.remote->out;
@@ -311,6 +326,19 @@ Result<core::Response> response_from_json(const json& j) {
     if (j.contains("state")) r.state = j.at("state").get<std::string>();
     if (j.contains("host")) r.host = j.at("host").get<std::string>();
     if (j.contains("job")) r.job = job_from_json(j.at("job"));
+    r.token = j.value("token", std::string());
+    r.resolved = j.value("resolved", std::string());
+    if (auto it = j.find("jobs"); it != j.end() && it->is_array()) {
+      core::JobListing listing;
+      listing.tag = j.value("tag", std::string());
+      listing.visible = j.value("visible", false);
+      listing.why = j.value("why", std::string());
+      for (const auto& e : *it) {
+        listing.jobs.push_back({e.at("job_id").get<std::string>(), e.at("user").get<std::string>(),
+                                e.at("state").get<std::string>(), e.at("token").get<std::string>()});
+      }
+      r.listing = std::move(listing);
+    }
     if (j.contains("exit_status")) {
       r.remote = core::RemoteOutcome{j.at("exit_status").get<int>(), j.value("stdout", std::string()),
                                      j.value("stderr", std::string())};

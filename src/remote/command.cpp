@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include "ssb/core/job_listing.hpp"
 #include "ssb/core/response.hpp"
 #include "ssb/core/squeue_batch.hpp"
+#include "ssb/core/submit_token.hpp"
 #include "ssb/core/validate.hpp"
 
 namespace ssb::remote {
@@ -70,7 +72,8 @@ std::string_view wrapper_name(core::Op op) {
     case core::Op::query: return "slurmspawner_squeue";
     case core::Op::cancel: return "slurmspawner_scancel";
     case core::Op::status:
-    case core::Op::explain: break;
+    case core::Op::explain:
+    case core::Op::jobs: break;
   }
   return "";
 }
@@ -113,6 +116,7 @@ RemoteCommand build_explain(const core::Request& request, const config::Config& 
 
 RemoteCommand build(const core::Request& request, const config::Config& config) {
   if (request.op == core::Op::explain) return build_explain(request, config);
+  if (request.op == core::Op::jobs) return build_job_listing(config);
   RemoteCommand rc;
   const std::string wrapper = sh_quote(wrapper_path(config, request.op));
   if (request.op == core::Op::submit) {
@@ -134,7 +138,7 @@ RemoteCommand build(const core::Request& request, const config::Config& config) 
       rc.command = identity_prefix(request) + fmt::format("exec {} {}", sudo_prefix(config, request.user), wrapper);
       rc.env_requests = std::move(vars);
     }
-    rc.stdin_data += request.script;
+    rc.stdin_data += core::tag_script(request.script, config.submit.tag, request.token);
     return rc;
   }
   // query / cancel: the job id is validated (digits, optional ;cluster) and
@@ -179,6 +183,19 @@ RemoteCommand build_visibility_probe(const config::Config& config) {
       "printf '%s\\n' \"$ssb_cf\" | sed -n 's/^PrivateData *= */privatedata=/p'; "
       "echo \"adminlevel=$({sacctmgr} -n -P show user \"$(id -un)\" format=adminlevel 2>/dev/null)\"",
       fmt::arg("scontrol", sh_quote(dir + "scontrol")), fmt::arg("sacctmgr", sh_quote(dir + "sacctmgr")));
+  return rc;
+}
+
+RemoteCommand build_job_listing(const config::Config& config) {
+  // The visibility facts first (without them an empty list could be read
+  // as "no such job"), then every job slurmctld holds, in every state (-t
+  // all: a job that already ended still proves its submit ran). The tag is
+  // filtered on the answer (core::parse_job_listing), so this command holds
+  // nothing but fixed text and configured paths.
+  RemoteCommand rc = build_visibility_probe(config);
+  rc.command += fmt::format(
+      "; echo {marker}; exec {squeue} -h -a -t all -o {format}", fmt::arg("marker", sh_quote(core::kJobListingMarker)),
+      fmt::arg("squeue", sh_quote(config.status.squeue)), fmt::arg("format", sh_quote(core::kJobListingFormat)));
   return rc;
 }
 

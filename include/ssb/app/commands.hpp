@@ -19,6 +19,8 @@ struct Options {
 
 // submit, query, cancel: through the daemon or directly (client.mode).
 int run_job_command(const config::Config& config, core::Op op, const Options& options, Io& io);
+// jobs: the jobs in Slurm carrying this configuration's submit.tag.
+int run_jobs_command(const config::Config& config, const Options& options, Io& io);
 // request: one JSON request on stdin, the response on stdout.
 int run_request_command(const config::Config& config, Io& io);
 // serve: the daemon, in the foreground, until SIGTERM/SIGINT.

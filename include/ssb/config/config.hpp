@@ -88,6 +88,12 @@ struct Config {
     std::string squeue = "squeue";
   } status;
 
+  // Exactly-once submit: the tag in the comment `ssb:<tag>:<token>` that
+  // each submit's job carries (core/submit_token.hpp).
+  struct Submit {
+    std::string tag = "jupyterhub";
+  } submit;
+
   struct Client {
     ClientMode mode = ClientMode::auto_select;
     int daemon_connect_timeout_ms = 1000;

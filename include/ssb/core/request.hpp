@@ -11,7 +11,7 @@
 
 namespace ssb::core {
 
-enum class Op { submit, query, cancel, status, explain };
+enum class Op { submit, query, cancel, status, explain, jobs };
 
 std::string_view to_string(Op op);
 bool op_from_string(std::string_view text, Op& out);
@@ -27,6 +27,12 @@ struct Request {
   // passwd entry is the authority (remote::build); a different value is
   // reported as a notice, so an admin sees a hub misconfigured for the site.
   std::string hub_home;
+  // submit: the exactly-once token (core/submit_token.hpp), made once per
+  // CLI call so that the daemon, a retry and a resolution all use the same.
+  std::string token;
+  // jobs: the submit.tag to list, set by validate() from the configuration
+  // of whoever runs the request (never read from the wire).
+  std::string tag;
 };
 
 inline constexpr std::size_t kMaxHubHomeLength = 4096;

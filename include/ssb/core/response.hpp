@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ssb/core/explain.hpp"
+#include "ssb/core/job_listing.hpp"
 #include "ssb/core/request.hpp"
 #include "ssb/util/result.hpp"
 
@@ -53,6 +54,13 @@ struct Response {
   // only; never serialised, so the answer itself does not tell a foreign
   // job from an unknown one.
   std::string audit;
+  // jobs: the tagged jobs the service account sees.
+  std::optional<JobListing> listing;
+  // submit: the exactly-once token the job carries (its comment
+  // ssb:<tag>:<token>); and, when the outcome was lost and then looked up
+  // in Slurm by that token, how it was resolved ("by_token").
+  std::string token;
+  std::string resolved;
 
   bool ok() const { return !error.has_value(); }
 };

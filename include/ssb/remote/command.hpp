@@ -50,6 +50,11 @@ RemoteCommand build_visibility_probe(const config::Config& config);
 // (core::kExplain*Marker); the exit status is scontrol's success or sacct's.
 RemoteCommand build_explain(const core::Request& request, const config::Config& config);
 
+// `jobs`, as the service account: the visibility probe's two lines, the
+// marker core::kJobListingMarker, then `status.squeue -h -a -t all -o
+// core::kJobListingFormat` (parsed by core::parse_job_listing).
+RemoteCommand build_job_listing(const config::Config& config);
+
 // `check`: lists which wrappers are missing or not executable for the
 // service account; prints one "missing PATH" line per problem.
 RemoteCommand build_wrapper_probe(const config::Config& config);

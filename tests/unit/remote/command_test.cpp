@@ -84,12 +84,15 @@ TEST_CASE("submit command (stdin method): values only on stdin, never in the com
                   "",
                   "#!/bin/bash\necho hi\n",
                   {{"JUPYTERHUB_API_TOKEN", "s3cr3t'$(x)"}, {"JUPYTERHUB_X", "v"}}};
+  r.token = "0123456789abcdef0123456789abcdef";
   auto rc = build(r, c);
   CHECK(rc.command.find("s3cr3t") == std::string::npos);
   CHECK(rc.command.find("'/usr/bin/sudo' -n -u 'alice.proj1' -- '/opt/w/bin/slurmspawner_sbatch'") !=
         std::string::npos);
   using namespace std::string_literals;
-  CHECK(rc.stdin_data == "JUPYTERHUB_API_TOKEN=s3cr3t'$(x)\0JUPYTERHUB_X=v\0\0#!/bin/bash\necho hi\n"s);
+  CHECK(rc.stdin_data ==
+        "JUPYTERHUB_API_TOKEN=s3cr3t'$(x)\0JUPYTERHUB_X=v\0\0#!/bin/bash\n"
+        "#SBATCH --comment=ssb:jupyterhub:0123456789abcdef0123456789abcdef\necho hi\n"s);
   CHECK(rc.env_requests.empty());
 }
 
@@ -143,7 +146,9 @@ TEST_CASE("submit command (stdin method): the remote snippet exports values inta
       int status = -1;
       auto out = run_sh(rc.command, rc.stdin_data, &status, shell);
       CHECK(status == 0);
-      CHECK(out == "TOKEN=[" + value + "]\nX=[y]\nSCRIPT 'q' $x\n");
+      // The builder puts the submit token after the first line (here no
+      // shebang: validate() refuses that before anything is built).
+      CHECK(out == "TOKEN=[" + value + "]\nX=[y]\nSCRIPT 'q' $x\n#SBATCH --comment=ssb:jupyterhub:\n");
     }
     int started = count_starts() - before;
     if (shell == "/bin/bash") {
@@ -257,7 +262,7 @@ TEST_CASE("submit command (setenv method): env as SSH requests") {
   REQUIRE(rc.command.size() > tail.size());
   CHECK(rc.command.compare(rc.command.size() - tail.size(), tail.size(), tail) == 0);
   CHECK(rc.command.rfind("ssb_pw=$(getent passwd 'bob')", 0) == 0);
-  CHECK(rc.stdin_data == "S");
+  CHECK(rc.stdin_data == "S\n#SBATCH --comment=ssb:jupyterhub:\n");  // the token line after the first
   REQUIRE(rc.env_requests.size() == 1);
   CHECK(rc.env_requests[0].first == "JUPYTERHUB_API_TOKEN");
 }
