@@ -87,6 +87,9 @@ int run_request_command(const config::Config& config, Io& io) {
     io.out << protocol::to_line(protocol::status_envelope(id, *status)) << '\n';
     return 0;
   }
+  // As the daemon does for a protocol client: a submit without a token gets
+  // one, so its job can be found by it if the outcome is lost.
+  if (request.op == core::Op::submit && request.token.empty()) request.token = random_token();
   core::Response response;
   if (auto st = core::validate(request, config); !st) {
     response = core::from_error(request, st.error());

@@ -156,8 +156,14 @@ job_script() { # NAME SLEEP_S [EXTRA_DIRECTIVE...]
     for d in "$@"; do printf '#SBATCH %s\n' "$d"; done
     printf 'sleep %s\n' "$secs"
 }
-# slurm_jobs NAME FILE: "COMMENT ID" of every job of that name, any state.
-slurm_jobs() { squeue -h -t all -n "$1" -o '%k %i' >"$2" 2>&1 || true; }
+# slurm_jobs PREFIX FILE: "NAME ID" of every job whose name starts with
+# PREFIX, any state. (Burst jobs number themselves in their job name: the
+# comment carries the bridge's submit token.)
+slurm_jobs() {
+    squeue -h -t all -o '%j %i' 2>&1 | awk -v p="$1" 'index($1, p) == 1' >"$2" || true
+}
+# cancel_listed FILE: scancel every job id in slurm_jobs' FILE.
+cancel_listed() { awk '{print $2}' "$1" | xargs -r scancel 2>/dev/null || true; }
 
 # Daemon settings of cases 1, 3, 4 and 5: quick reconnects; a command
 # timeout above squeue's ~18 s of retries against a stopped slurmctld.

@@ -77,7 +77,7 @@ test_case "5 submit burst with faults at random points: Slurm's jobs = the repor
 SEED=${FAULT_SEED:-$$}
 RANDOM=$SEED
 BURSTNAME=ssbf-burst-$$
-job_script "$BURSTNAME" 900 "--comment=$BURSTNAME-{i}" >"$WORK/burst.sh"
+job_script "$BURSTNAME" 900 "--job-name=$BURSTNAME-{i}" >"$WORK/burst.sh"
 STOP=$WORK/c5.stop
 burst_bg "$WORK/c5.jsonl" --concurrency 4 --pause 0.4 --stop-file "$STOP" --timeout 150 \
     --stdin-template "$WORK/burst.sh" -- "$BRIDGE" "${DCONF[@]}" --user bob.proj1 submit
@@ -118,7 +118,8 @@ expect_kv submits -ge 30 "a burst of 30+ submits"
 expect_kv problems -eq 0 "Slurm's jobs = reported ids + jobs of submit_unknown submits; no duplicate, none missing, every unknown outcome reported as submit_unknown"
 expect_kv hung -eq 0 "no submit hung"
 expect_kv ok -ge 1 "some submits succeeded"
-scancel -n "$BURSTNAME" 2>/dev/null || true
+slurm_jobs "$BURSTNAME" "$WORK/c5-slurm.txt"
+cancel_listed "$WORK/c5-slurm.txt"
 stop_daemon "$DAEMON_PID"
 
 # ------------------------------------------------------------------ 6

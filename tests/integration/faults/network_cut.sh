@@ -52,11 +52,11 @@ expect_eq "$STDOUT" "RUNNING node1" "through the namespace: daemon query works"
 expect_exit 0 in_ns --mode direct --user "$U" query "$J1"
 expect_eq "$STDOUT" "RUNNING node1" "through the namespace: direct query works"
 NETNAME=ssbf-net-$$
-job_script "$NETNAME" 600 "--comment=$NETNAME-{i}" >"$WORK/net-submit.sh"
+job_script "$NETNAME" 600 "--job-name=$NETNAME-{i}" >"$WORK/net-submit.sh"
 DAEMON_BOUND=$((NET_QUEUE_S + NET_CONNECT_S + NET_COMMAND_S + 3))
 DIRECT_BOUND=$((NET_CONNECT_S + NET_COMMAND_S + 3))
 SUBMIT_I=0
-NET_SUBMITS=()  # per-submit result files, in the order of their comment numbers
+NET_SUBMITS=()  # per-submit result files, in the order of their job-name numbers
 
 # net_phase NAME CUT_CMD RESTORE_CMD: cut the link, send requests (daemon
 # and direct, queries and submits), check bounds, status, then recovery.
@@ -165,14 +165,15 @@ if [[ $net_ok == yes ]] && alive "$D2"; then
     sleep 3
     slurm_jobs "$NETNAME" "$WORK/n-slurm.txt"
     cat "${NET_SUBMITS[@]}" >"$WORK/n-submits.jsonl" 2>/dev/null || true
-    # each file numbers its one submit 0; number them as their comments do
+    # each file numbers its one submit 0; number them as their job names do
     "$PY" "$HELPER" renumber "$WORK/n-submits.jsonl"
     kv "$PY" "$HELPER" submits --out "$WORK/n-submits.jsonl" --slurm "$WORK/n-slurm.txt" --prefix "$NETNAME"
     expect_kv problems -eq 0 "submits sent into the cut: every job Slurm has was reported (ok or submit_unknown)"
     info "cut submits: ${KV[ok]:-?} ok, ${KV[unknown]:-?} submit_unknown (${KV[unknown_with_job]:-?} with a job), ${KV[failed]:-?} failed (${KV[codes]:-})"
 fi
 if [[ -n $D2 ]]; then stop_daemon "$D2"; fi
-scancel -n "$NETNAME" 2>/dev/null || true
+slurm_jobs "$NETNAME" "$WORK/n-slurm.txt"
+cancel_listed "$WORK/n-slurm.txt"
 net_teardown
 NS="" VR=""
 

@@ -13,7 +13,7 @@
       --fail-re: the first stderr line every failure must match.
       --unknown batchspawner: only batchspawner's own unknown regex.
   submits --out FILE --slurm FILE --prefix P
-      Submit outcomes against Slurm's jobs ("COMMENT ID" lines, comment
+      Submit outcomes against Slurm's jobs ("NAME ID" lines, job name
       P-<i>): key=value lines and one stderr line per problem.
   forward LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT [TAG]
       A TCP forwarder. TAG is not used: it puts the suite's work directory in

@@ -261,8 +261,10 @@ def check_argv(cg_out, wdir, spool):
             c["processes"] += 1
             a0 = argv[0]
             if (a0.startswith("sshd:") or a0.startswith("slurmstepd") or a0.startswith("slurmctld:")
+                    # slurmstepd sampled between its exec and renaming itself
+                    # "slurmstepd: [N.batch]" (a job's step starting)
                     or a0 in ("/usr/sbin/sshd", "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged",
-                              "sleep", "[sshd]")
+                              "/usr/sbin/slurmstepd", "sleep", "[sshd]")
                     or (a0 in ("/bin/bash", "bash") and len(argv) == 2 and argv[1].startswith(spool))
                     or (a0 == "env" and len(argv) > 1 and argv[-1].startswith("/tmp/"))):
                 c["infra"] += 1
