@@ -187,7 +187,7 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
     r.path = "daemon";
     // A submit the daemon lost (or reported as unknown) is looked up by its
     // token over a direct connection: the daemon may be gone.
-    if (r.error->code == Errc::submit_unknown) r = SubmitResolver(config_).resolve(request, std::move(r), start);
+    if (r.error->code == Errc::submit_unknown) r = SubmitResolver(config_).resolve(request, std::move(r));
     r.path = "daemon";
     r.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
     return r;

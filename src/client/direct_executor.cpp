@@ -33,7 +33,7 @@ core::Response DirectExecutor::execute(const core::Request& request) {
     auto failed = core::from_error(request, core::classify_submit_failure(request, outcome.error(), maybe_started));
     if (failed.error->code == Errc::submit_unknown) {
       failed.path = "direct";
-      return finish(SubmitResolver(config_).resolve(request, std::move(failed), start));
+      return finish(SubmitResolver(config_).resolve(request, std::move(failed)));
     }
     return finish(std::move(failed));
   }

@@ -5,11 +5,11 @@
 #include <thread>
 
 #include "ssb/client/executor.hpp"
+#include "ssb/core/job_listing.hpp"
 
 namespace ssb::client {
 
-core::Response SubmitResolver::resolve(const core::Request& request, core::Response unknown,
-                                       std::chrono::steady_clock::time_point sent_at) const {
+core::Response SubmitResolver::resolve(const core::Request& request, core::Response unknown) const {
   using Clock = std::chrono::steady_clock;
   // "Not found" is conclusive only once no sbatch for this token can still
   // be on its way: the exec (or the daemon's copy of it) may reach sshd a
@@ -20,11 +20,16 @@ core::Response SubmitResolver::resolve(const core::Request& request, core::Respo
   // that fail (network cut, controller down) are retried until the same
   // point plus one more connect and command time; then the answer stays
   // submit_unknown.
-  const auto settle = sent_at + std::chrono::seconds(config_.ssh.command_timeout_s);
+  //
+  // The wait counts from when the loss was learned (now), not from when the
+  // client sent the request: a submit may wait in the daemon's queue before
+  // its exec leaves, so only "now" is certainly after that exec started.
+  const auto settle = Clock::now() + std::chrono::seconds(config_.ssh.command_timeout_s);
   const auto give_up = settle + std::chrono::seconds(config_.ssh.connect_timeout_s + config_.ssh.command_timeout_s);
   core::Request lookup;
   lookup.op = core::Op::jobs;
-  lookup.tag = config_.submit.tag;
+  // Any tag: the daemon that tagged the script may have another submit.tag.
+  lookup.tag = core::kAnyTag;
   std::string last_failure = "no lookup finished";
   while (true) {
     auto listed = DirectExecutor(config_).execute(lookup);

@@ -41,8 +41,15 @@ Result<JobListing> parse_job_listing(int exit_status, const std::string& out, co
     ListedJob job;
     std::string comment;
     if (!(words >> job.job_id >> job.user >> job.state >> comment)) continue;
-    if (comment.rfind(prefix, 0) != 0) continue;
-    job.token = comment.substr(prefix.size());
+    if (tag == kAnyTag) {
+      // ssb:<tag>:<token>, any tag: the token is what follows the last ':'.
+      const auto colon = comment.rfind(':');
+      if (comment.rfind("ssb:", 0) != 0 || colon == std::string::npos || colon < 4) continue;
+      job.token = comment.substr(colon + 1);
+    } else {
+      if (comment.rfind(prefix, 0) != 0) continue;
+      job.token = comment.substr(prefix.size());
+    }
     if (!valid_token(job.token)) continue;
     listing.jobs.push_back(std::move(job));
   }

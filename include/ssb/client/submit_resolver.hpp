@@ -18,10 +18,9 @@ namespace ssb::client {
 class SubmitResolver {
  public:
   explicit SubmitResolver(const config::Config& config) : config_(config) {}
-  // `unknown` is the submit_unknown response; `sent_at` when the submit was
-  // handed over (to the daemon or the login host).
-  core::Response resolve(const core::Request& request, core::Response unknown,
-                         std::chrono::steady_clock::time_point sent_at) const;
+  // `unknown` is the submit_unknown response, just learned: the wait before
+  // "not found" is conclusive counts from this call.
+  core::Response resolve(const core::Request& request, core::Response unknown) const;
 
  private:
   const config::Config& config_;

@@ -41,6 +41,12 @@ bool sees_all_jobs(const std::string& private_data, const std::string& admin_lev
 // Parses the listing command's output. A failure of scontrol or squeue (the
 // controller did not answer) is Errc::remote_failed with its first line:
 // then nothing is known.
+// As `tag`: every ssb:<any tag>:<token> job. A token is unique on its own
+// (128 random bits), so a lost submit is looked up this way: the daemon that
+// tagged its script may run with another submit.tag than the CLI asking.
+// Not a valid submit.tag ([A-Za-z0-9._-]), so no configuration can mean it.
+inline constexpr const char* kAnyTag = "*";
+
 Result<JobListing> parse_job_listing(int exit_status, const std::string& out, const std::string& err,
                                      const std::string& account, const std::string& tag);
 
