@@ -13,12 +13,13 @@ std::string_view to_string(Op op) {
     case Op::cancel: return "cancel";
     case Op::status: return "status";
     case Op::explain: return "explain";
+    case Op::metrics: return "metrics";
   }
   return "?";
 }
 
 bool op_from_string(std::string_view text, Op& out) {
-  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status, Op::explain}) {
+  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status, Op::explain, Op::metrics}) {
     if (to_string(op) == text) {
       out = op;
       return true;
@@ -28,7 +29,7 @@ bool op_from_string(std::string_view text, Op& out) {
 }
 
 Status validate(Request& request, const config::Config& config) {
-  if (request.op == Op::status) return {};
+  if (request.op == Op::status || request.op == Op::metrics) return {};
   if (auto st = validate_user(request.user); !st) return st;
   if (request.op == Op::query || request.op == Op::cancel || request.op == Op::explain) {
     if (auto st = validate_job_id(request.job_id); !st) return st;

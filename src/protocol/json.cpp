@@ -64,6 +64,7 @@ constexpr OpFields kOpFields[] = {
     {core::Op::cancel, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
     {core::Op::explain, Field::required, Field::required, Field::refused, Field::refused, Field::refused},
     {core::Op::status, Field::refused, Field::refused, Field::refused, Field::refused, Field::refused},
+    {core::Op::metrics, Field::refused, Field::refused, Field::refused, Field::refused, Field::refused},
 };
 
 Status check_fields_for_op(const json& obj, core::Op op) {
@@ -140,8 +141,8 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   auto op = string_field(obj, "op", true);
   if (!op) return op.error();
   if (!core::op_from_string(*op, wr.request.op)) {
-    return bad(
-        fmt::format("unknown op \"{}\"; expected submit, query, cancel, explain or status", core::printable(*op)));
+    return bad(fmt::format("unknown op \"{}\"; expected submit, query, cancel, explain, status or metrics",
+                           core::printable(*op)));
   }
   auto user = string_field(obj, "user", false);
   if (!user) return user.error();
@@ -168,7 +169,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
 
 json request_to_json(const json& id, const core::Request& request) {
   json j{{"v", kVersion}, {"id", id}, {"op", std::string(core::to_string(request.op))}};
-  if (request.op == core::Op::status) return j;
+  if (request.op == core::Op::status || request.op == core::Op::metrics) return j;
   j["user"] = request.user;
   if (request.op == core::Op::submit) {
     j["script"] = request.script;
@@ -263,6 +264,12 @@ json status_request(const json& id) { return json{{"v", kVersion}, {"id", id}, {
 
 json status_envelope(const json& id, const json& status) {
   return json{{"v", kVersion}, {"id", id}, {"ok", true}, {"status", status}};
+}
+
+json metrics_request(const json& id) { return json{{"v", kVersion}, {"id", id}, {"op", "metrics"}}; }
+
+json metrics_envelope(const json& id, const std::string& text) {
+  return json{{"v", kVersion}, {"id", id}, {"ok", true}, {"metrics", text}};
 }
 
 Result<core::Response> response_from_json(const json& j) {
