@@ -38,6 +38,8 @@ if ! $build_only; then
         python3-notebook python3-ipykernel python3-websocket
         # hub.brics: bricsauthenticator's JWT checks and the test's token signing
         python3-jwt python3-cryptography
+        # metrics tests: promtool (rule and exposition checks), Prometheus' text parser
+        prometheus python3-prometheus-client
         # screenshots of the notebook page (hub.notebook, pods.environments)
         chromium
         # build backends of the supporting packages (scripts/install-support-packages.sh)

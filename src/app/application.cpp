@@ -31,7 +31,8 @@ const char* env_value(const std::vector<std::string>& environ, const std::string
 }
 
 Result<config::Config> load_layers(const std::string& cli_path, const std::vector<std::string>& overrides,
-                                   const std::string& mode, const std::vector<std::string>& environ) {
+                                   const std::string& mode, const std::string& log_level,
+                                   const std::vector<std::string>& environ) {
   auto path = config::resolve_path(cli_path, env_value(environ, config::kConfigPathEnv));
   auto config = config::load_file(path);
   if (!config) return config;
@@ -39,8 +40,15 @@ Result<config::Config> load_layers(const std::string& cli_path, const std::vecto
   for (const auto& o : overrides) {
     if (auto st = config::apply_override(*config, o, "command line (--set)"); !st) return st.error();
   }
+  // The dedicated options come last: they override --set, the environment
+  // and the file alike.
   if (!mode.empty()) {
     if (auto st = config::apply_override(*config, "client.mode=" + mode, "command line (--mode)"); !st) {
+      return st.error();
+    }
+  }
+  if (!log_level.empty()) {
+    if (auto st = config::apply_override(*config, "log.level=" + log_level, "command line (--log-level)"); !st) {
       return st.error();
     }
   }
@@ -59,6 +67,7 @@ struct Cli {
       "slurm-ssh-bridge"};
   std::string config_path;
   std::string mode;
+  std::string log_level;
   std::vector<std::string> overrides;
   Options options;
   CLI::App* show_config = nullptr;
@@ -84,6 +93,7 @@ void define_options(Cli& cli) {
   app.add_option("--user", cli.options.user, "JupyterHub user the command runs as (sudo -u NAME on the login host)");
   app.add_flag("--json", cli.options.json, "Print one JSON object instead of the wrapper's text output");
   app.add_option("--mode", cli.mode, "Override client.mode: auto, daemon or direct");
+  app.add_option("--log-level", cli.log_level, "Override log.level: debug, info, warn or error");
   app.add_option("--set", cli.overrides, "Override a configuration key: SECTION.KEY=VALUE (repeatable)");
 }
 
@@ -108,6 +118,7 @@ void define_subcommands(Cli& cli, Io& io) {
       "check", "Diagnose configuration, identity file, host key, connection, wrappers and (with --user) sudo");
   auto* serve = app.add_subcommand("serve", "Run the daemon: pooled SSH connections behind daemon.socket (foreground)");
   auto* status = app.add_subcommand("status", "Print the daemon's health as one JSON object");
+  auto* metrics = app.add_subcommand("metrics", "Print the daemon's Prometheus metrics (text exposition format)");
   auto* request = app.add_subcommand("request", "Run one JSON protocol request read on stdin; print the response");
   cli.show_config = app.add_subcommand("config", "Print the effective configuration and where each value came from");
   cli.show_config->add_flag("--reference", cli.reference, "Print the reference of every key (Markdown) and exit");
@@ -126,6 +137,7 @@ void define_subcommands(Cli& cli, Io& io) {
       {check, [&options, &io](const config::Config& c) { return run_check_command(c, options, io); }},
       {serve, [&io](const config::Config& c) { return run_serve_command(c, io); }},
       {status, [&io](const config::Config& c) { return run_status_command(c, io); }},
+      {metrics, [&io](const config::Config& c) { return run_metrics_command(c, io); }},
       {request, [&io](const config::Config& c) { return run_request_command(c, io); }},
       {cli.show_config,
        [&io](const config::Config& c) {
@@ -183,7 +195,7 @@ int run(int argc, char** argv, Io io) {
   if (auto exit = parse(cli, argc, argv, io)) return *exit;
   if (auto exit = run_without_config(cli, io)) return *exit;
 
-  auto config = load_layers(cli.config_path, cli.overrides, cli.mode, io.environ);
+  auto config = load_layers(cli.config_path, cli.overrides, cli.mode, cli.log_level, io.environ);
   if (!config) return print_failure(config.error(), cli.options.json, io.out, io.err);
   for (const auto& [subcommand, handler] : cli.commands) {
     if (*subcommand) return handler(*config);

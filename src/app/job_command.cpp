@@ -87,6 +87,15 @@ int run_request_command(const config::Config& config, Io& io) {
     io.out << protocol::to_line(protocol::status_envelope(id, *status)) << '\n';
     return 0;
   }
+  if (request.op == core::Op::metrics) {
+    auto text = client::daemon_metrics(config);
+    if (!text) {
+      io.out << protocol::to_line(protocol::error_envelope(id, text.error())) << '\n';
+      return exit_status_for(text.error().code);
+    }
+    io.out << protocol::to_line(protocol::metrics_envelope(id, *text)) << '\n';
+    return 0;
+  }
   // As the daemon does for a protocol client: a submit without a token gets
   // one, so its job can be found by it if the outcome is lost.
   if (request.op == core::Op::submit && request.token.empty()) request.token = random_token();

@@ -30,6 +30,9 @@ int run_serve_command(const config::Config& config, Io& io) {
   log::Level level = log::Level::info;
   log::parse_level(config.log.level, level);
   log::set_level(level);
+  log::Format format = log::Format::text;
+  log::parse_format(config.log.format, format);  // validated by the config
+  log::set_format(format);
   // A key or known_hosts that cannot work would fail every request later,
   // each time with a transport-like error: refuse to start instead (exit 2).
   if (auto st = preflight(config); !st) return print_failure(st.error(), false, io.out, io.err);
@@ -42,6 +45,13 @@ int run_status_command(const config::Config& config, Io& io) {
   auto status = client::daemon_status(config);
   if (!status) return print_failure(status.error(), true, io.out, io.err);
   io.out << protocol::to_line(*status) << '\n';
+  return 0;
+}
+
+int run_metrics_command(const config::Config& config, Io& io) {
+  auto text = client::daemon_metrics(config);
+  if (!text) return print_failure(text.error(), false, io.out, io.err);
+  io.out << *text;
   return 0;
 }
 

@@ -234,11 +234,15 @@ core::Response DaemonExecutor::execute(const core::Request& request) {
   return std::move(*response);
 }
 
-Result<nlohmann::json> daemon_status(const config::Config& config) {
+namespace {
+
+// One request the daemon answers itself (status, metrics): sends it, reads
+// the one reply line, and returns the reply's `field`.
+Result<nlohmann::json> ask_daemon(const config::Config& config, const nlohmann::json& request, const char* field) {
   auto socket = DaemonSocket::connect(config);
   if (!socket) return socket.error();
   bool sent = false;
-  if (auto st = socket->send_line(protocol::to_line(protocol::status_request("status")), sent); !st) return st.error();
+  if (auto st = socket->send_line(protocol::to_line(request), sent); !st) return st.error();
   auto reply = socket->read_line(std::chrono::seconds(10));
   if (!reply) return reply.error();
   try {
@@ -248,17 +252,32 @@ Result<nlohmann::json> daemon_status(const config::Config& config) {
       Errc code = Errc::internal;
       const auto& e = j.at("error");
       if (!errc_from_string(e.value("code", std::string()), code)) code = Errc::internal;
-      return make_error(code, e.value("message", std::string("the daemon refused the status request")));
+      return make_error(code, e.value("message", fmt::format("the daemon refused the {} request", field)));
     }
-    if (!j.value("ok", false) || !j.contains("status")) {
-      return make_error(Errc::internal, "the daemon's status response has no status");
+    if (!j.value("ok", false) || !j.contains(field)) {
+      return make_error(Errc::internal, fmt::format("the daemon's {} response has no {}", field, field));
     }
-    nlohmann::json out{{"ok", true}};
-    out.update(j.at("status"));
-    return out;
+    return j.at(field);
   } catch (const nlohmann::json::exception& e) {
-    return make_error(Errc::internal, fmt::format("the daemon sent an unreadable status: {}", e.what()));
+    return make_error(Errc::internal, fmt::format("the daemon sent an unreadable {}: {}", field, e.what()));
   }
+}
+
+}  // namespace
+
+Result<nlohmann::json> daemon_status(const config::Config& config) {
+  auto status = ask_daemon(config, protocol::status_request("status"), "status");
+  if (!status) return status.error();
+  nlohmann::json out{{"ok", true}};
+  out.update(*status);
+  return out;
+}
+
+Result<std::string> daemon_metrics(const config::Config& config) {
+  auto text = ask_daemon(config, protocol::metrics_request("metrics"), "metrics");
+  if (!text) return text.error();
+  if (!text->is_string()) return make_error(Errc::internal, "the daemon's metrics response is not text");
+  return text->get<std::string>();
 }
 
 }  // namespace ssb::client

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -183,6 +184,37 @@ std::optional<std::string> one_of(const std::string& s, std::initializer_list<co
     all += (all.empty() ? "" : ", ") + quote_toml(c);
   }
   return fmt::format("must be one of {}, got {}", all, shown(s));
+}
+
+// metrics.listen: empty (off), or a loopback "ADDRESS:PORT". The listener has
+// no authentication and answers anyone who can connect, so it never binds
+// to an address other hosts reach; a remote Prometheus scrapes through a
+// proxy or reads `slurm-ssh-bridge metrics` from the textfile collector.
+std::optional<std::string> loopback_listen(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  const auto colon = s.rfind(':');
+  const std::string usage =
+      "must be \"127.0.0.1:PORT\" (or another 127.x.y.z, or \"[::1]:PORT\"), got " + quote_toml(s);
+  if (colon == std::string::npos || colon == 0) return usage;
+  std::string host = s.substr(0, colon);
+  const std::string port = s.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stol(port) < 1 || std::stol(port) > 65535) {
+    return usage + " (the port must be 1 to 65535)";
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    if (host == "[::1]") return std::nullopt;
+  } else {
+    int parts[4];
+    char tail = 0;
+    if (std::sscanf(host.c_str(), "%3d.%3d.%3d.%3d%c", &parts[0], &parts[1], &parts[2], &parts[3], &tail) == 4 &&
+        parts[0] == 127 && std::all_of(parts, parts + 4, [](int p) { return p >= 0 && p <= 255; })) {
+      return std::nullopt;
+    }
+  }
+  return usage +
+         ": the metrics listener has no authentication, so it listens on loopback only; scrape it "
+         "through a local proxy, or use `slurm-ssh-bridge metrics` with node_exporter's textfile collector";
 }
 
 std::optional<std::string> octal_mode(const std::string& s) {
@@ -417,6 +449,18 @@ const std::vector<Key>& keys() {
                            "Daemon log level: \"debug\", \"info\", \"warn\", \"error\".", [](const std::string& s) {
                              return one_of(s, {"debug", "info", "warn", "error"});
                            }));
+    t.push_back(string_key("log.format", SSB_REF(log.format),
+                           "Daemon log lines: \"text\" (\"TIME LEVEL message key=value ...\") or \"json\" (one "
+                           "object per line: ts, level, msg and the fields; per request: id, op, user, job_id, "
+                           "outcome, elapsed_ms, connection, peer_uid). Never a script or an environment value.",
+                           [](const std::string& s) {
+                             return one_of(s, {"text", "json"});
+                           }));
+    t.push_back(string_key("metrics.listen", SSB_REF(metrics.listen),
+                           "Daemon: serve Prometheus metrics at GET /metrics on this loopback \"ADDRESS:PORT\" "
+                           "(e.g. \"127.0.0.1:9464\"); empty: no listener (`slurm-ssh-bridge metrics` prints the "
+                           "same text). Loopback only: the listener has no authentication.",
+                           loopback_listen));
     return t;
   }();
   return table;
@@ -601,7 +645,7 @@ Result<Config> load_string(const std::string& text, const std::string& path) {
     if (!known_section) {
       return make_error(Errc::config,
                         fmt::format("{}: unknown section [{}]{}; sections are [ssh], [remote], [env], [limits], "
-                                    "[daemon], [pool], [status], [submit], [client], [log]",
+                                    "[daemon], [pool], [status], [submit], [client], [log], [metrics]",
                                     location(path, section_key.source()), section, section_suggestion(section)));
     }
     for (const auto& [key_name, node] : *table) {

@@ -15,12 +15,13 @@ std::string_view to_string(Op op) {
     case Op::status: return "status";
     case Op::explain: return "explain";
     case Op::jobs: return "jobs";
+    case Op::metrics: return "metrics";
   }
   return "?";
 }
 
 bool op_from_string(std::string_view text, Op& out) {
-  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status, Op::explain, Op::jobs}) {
+  for (Op op : {Op::submit, Op::query, Op::cancel, Op::status, Op::explain, Op::jobs, Op::metrics}) {
     if (to_string(op) == text) {
       out = op;
       return true;
@@ -30,7 +31,7 @@ bool op_from_string(std::string_view text, Op& out) {
 }
 
 Status validate(Request& request, const config::Config& config) {
-  if (request.op == Op::status) return {};
+  if (request.op == Op::status || request.op == Op::metrics) return {};
   if (request.op == Op::jobs) {
     request = Request();  // nothing of a jobs request is used but its op
     request.op = Op::jobs;

@@ -139,8 +139,12 @@ void Connection::handle_line(const std::string& line) {
   }
   std::string log_id = fmt::format("{}.{}", number_, ++next_request_);
   if (!parsed) {
-    log::info(fmt::format("req={} peer_uid={} op=? outcome={} ({})", log_id, peer_uid_, to_string(parsed.error().code),
-                          parsed.error().message));
+    log::write(log::Level::info, "",
+               {{"id", log_id, false, "req"},
+                {"peer_uid", peer_uid_, peer_uid_ != "-"},
+                {"op", "?"},
+                {"outcome", std::string(to_string(parsed.error().code))},
+                {"error", parsed.error().message}});
     send(protocol::to_line(protocol::error_envelope(id, parsed.error())));
     return;
   }
@@ -149,12 +153,19 @@ void Connection::handle_line(const std::string& line) {
     send(protocol::to_line(protocol::status_envelope(id, server_.status())));
     return;
   }
+  if (request.op == core::Op::metrics) {
+    send(protocol::to_line(protocol::metrics_envelope(id, server_.metrics())));
+    return;
+  }
   // A protocol client that sent no submit token gets one here, so every
   // job the daemon submits can be found by it (a given one is validated).
   if (request.op == core::Op::submit && request.token.empty()) request.token = random_token();
   if (auto st = core::validate(request, server_.config()); !st) {
-    log::info(fmt::format("req={} peer_uid={} op={} outcome={}", log_id, peer_uid_, core::to_string(request.op),
-                          to_string(st.error().code)));
+    log::write(log::Level::info, "",
+               {{"id", log_id, false, "req"},
+                {"peer_uid", peer_uid_, peer_uid_ != "-"},
+                {"op", std::string(core::to_string(request.op))},
+                {"outcome", std::string(to_string(st.error().code))}});
     send(protocol::to_line(protocol::response_envelope(id, core::from_error(request, st.error()))));
     return;
   }

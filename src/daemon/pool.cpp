@@ -113,6 +113,7 @@ std::shared_ptr<Job> Pool::take(Clock::time_point now, Clock::time_point session
       job = std::move(*it);
       queue_.erase(it);
       ++running_;
+      stats_.record_queue_wait(now - job->enqueued);
       break;
     }
     running_ += expired.size();  // finish() decrements
@@ -153,12 +154,18 @@ void Pool::report(const std::shared_ptr<Job>& job, core::Response response, int 
   }
   stats_.record(response);
   if (log::enabled(log::Level::info)) {
-    // Never the script, never an environment value.
-    log::info(fmt::format("req={} peer_uid={} op={} user={} job={} path=daemon conn={} dur_ms={} outcome={}",
-                          job->log_id, job->peer_uid, core::to_string(response.op),
-                          response.user.empty() ? "-" : response.user, response.job_id.empty() ? "-" : response.job_id,
-                          worker < 0 ? "-" : std::to_string(worker), response.elapsed_ms,
-                          response.ok() ? "ok" : std::string(to_string(response.error->code))));
+    // Never the script, never an environment value. The text line keeps
+    // its v1 names (req=, job=, conn=, dur_ms=); JSON uses the long ones.
+    log::write(log::Level::info, "",
+               {{"id", job->log_id, false, "req"},
+                {"peer_uid", job->peer_uid, job->peer_uid != "-"},
+                {"op", std::string(core::to_string(response.op))},
+                {"user", response.user.empty() ? "-" : response.user},
+                {"job_id", response.job_id.empty() ? "-" : response.job_id, false, "job"},
+                {"path", "daemon"},
+                {"connection", worker < 0 ? "-" : std::to_string(worker), worker >= 0, "conn"},
+                {"elapsed_ms", std::to_string(response.elapsed_ms), true, "dur_ms"},
+                {"outcome", response.ok() ? "ok" : std::string(to_string(response.error->code))}});
   }
   if (!response.audit.empty()) {
     // explain answered "unknown" (another user's job, or Slurm had none):

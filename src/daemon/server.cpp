@@ -18,6 +18,7 @@
 
 #include "ssb/daemon/connection.hpp"
 #include "ssb/daemon/inherited_socket.hpp"
+#include "ssb/daemon/metrics.hpp"
 #include "ssb/protocol/json.hpp"
 #include "ssb/ssh/libssh.hpp"
 #include "ssb/util/log.hpp"
@@ -62,7 +63,8 @@ constexpr auto kAcceptLogEvery = std::chrono::seconds(10);
 
 Server::Server(const config::Config& config)
     : config_(config), signals_(io_, SIGTERM, SIGINT), acceptor_(io_), drain_timer_(io_), accept_timer_(io_),
-      max_clients_(static_cast<std::size_t>(config.daemon.max_clients)), pool_(config) {}
+      max_clients_(static_cast<std::size_t>(config.daemon.max_clients)), pool_(config),
+      metrics_(io_, [this] { return metrics(); }) {}
 
 void Server::raise_file_limit() {
   // The usual soft limit (1024) is below what daemon.max_clients (1024) plus
@@ -99,6 +101,14 @@ Status Server::listen() {
   auto peers = PeerPolicy::from_config(config_);
   if (!peers) return peers.error();
   peers_ = *peers;
+  if (auto st = listen_socket(); !st) return st;
+  // Bound by the daemon itself under socket activation too: the unit passes
+  // only the Unix socket (and allows AF_INET for this).
+  if (!config_.metrics.listen.empty()) return metrics_.open(config_.metrics.listen);
+  return {};
+}
+
+Status Server::listen_socket() {
   const auto& path = config_.daemon.socket;
   auto inherited = inherited_listener(path);
   if (!inherited) return inherited.error();
@@ -186,6 +196,10 @@ int Server::run() {
     if (!ec) begin_shutdown(signo);
   });
   do_accept();
+  metrics_.start();
+  if (!config_.metrics.listen.empty()) {
+    log::info(fmt::format("serving metrics at http://{}/metrics", config_.metrics.listen));
+  }
   log::info(fmt::format("listening on {}{} (pool: {} connections x {} channels to {}@{}:{})", config_.daemon.socket,
                         activated_ ? " (socket from systemd)" : "", config_.pool.connections,
                         config_.pool.channels_per_connection, config_.ssh.user, config_.ssh.host, config_.ssh.port));
@@ -306,6 +320,8 @@ nlohmann::json Server::status() const {
   return j;
 }
 
+std::string Server::metrics() const { return render_metrics(status(), pool_.stats()); }
+
 void Server::begin_shutdown(int signal_number) {
   if (stopping_) return;
   stopping_ = true;
@@ -344,6 +360,7 @@ void Server::finish() {
   finished_ = true;
   drain_timer_.cancel();
   signals_.cancel();
+  metrics_.close();
   // Requests still running get their shutting_down / submit_unknown answer;
   // give the io thread a moment to write those before closing.
   pool_.stop();

@@ -67,6 +67,7 @@ constexpr OpFields kOpFields[] = {
     // op               user job_id script env hub_home token
     {core::Op::submit, R, X, R, A, A, A},  {core::Op::query, R, R, X, X, X, X},  {core::Op::cancel, R, R, X, X, X, X},
     {core::Op::explain, R, R, X, X, X, X}, {core::Op::status, X, X, X, X, X, X}, {core::Op::jobs, X, X, X, X, X, X},
+    {core::Op::metrics, X, X, X, X, X, X},
 };
 
 Status check_fields_for_op(const json& obj, core::Op op) {
@@ -173,7 +174,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
   auto op = string_field(obj, "op", true);
   if (!op) return op.error();
   if (!core::op_from_string(*op, wr.request.op)) {
-    return bad(fmt::format("unknown op \"{}\"; expected submit, query, cancel, explain, jobs or status",
+    return bad(fmt::format("unknown op \"{}\"; expected submit, query, cancel, explain, jobs, status or metrics",
                            core::printable(*op)));
   }
   auto user = string_field(obj, "user", false);
@@ -204,7 +205,7 @@ Result<WireRequest> parse_request(std::string_view line, std::size_t max_bytes, 
 
 json request_to_json(const json& id, const core::Request& request) {
   json j{{"v", kVersion}, {"id", id}, {"op", std::string(core::to_string(request.op))}};
-  if (request.op == core::Op::status || request.op == core::Op::jobs) return j;
+  if (request.op == core::Op::status || request.op == core::Op::jobs || request.op == core::Op::metrics) return j;
   j["user"] = request.user;
   if (request.op == core::Op::submit) {
     j["script"] = request.script;
@@ -312,6 +313,12 @@ json status_request(const json& id) { return json{{"v", kVersion}, {"id", id}, {
 
 json status_envelope(const json& id, const json& status) {
   return json{{"v", kVersion}, {"id", id}, {"ok", true}, {"status", status}};
+}
+
+json metrics_request(const json& id) { return json{{"v", kVersion}, {"id", id}, {"op", "metrics"}}; }
+
+json metrics_envelope(const json& id, const std::string& text) {
+  return json{{"v", kVersion}, {"id", id}, {"ok", true}, {"metrics", text}};
 }
 
 Result<core::Response> response_from_json(const json& j) {

@@ -72,6 +72,7 @@ std::string_view wrapper_name(core::Op op) {
     case core::Op::query: return "slurmspawner_squeue";
     case core::Op::cancel: return "slurmspawner_scancel";
     case core::Op::status:
+    case core::Op::metrics:
     case core::Op::explain:
     case core::Op::jobs: break;
   }

@@ -27,6 +27,8 @@ int run_request_command(const config::Config& config, Io& io);
 int run_serve_command(const config::Config& config, Io& io);
 // status: the daemon's health as one JSON object.
 int run_status_command(const config::Config& config, Io& io);
+// metrics: the daemon's Prometheus text (node_exporter's textfile collector).
+int run_metrics_command(const config::Config& config, Io& io);
 // check: diagnose the configuration and the path to the login host.
 int run_check_command(const config::Config& config, const Options& options, Io& io);
 

@@ -53,4 +53,7 @@ class DaemonExecutor final : public Executor {
 // `status`: the daemon's status object.
 Result<nlohmann::json> daemon_status(const config::Config& config);
 
+// `metrics`: the daemon's Prometheus text, as its HTTP listener serves it.
+Result<std::string> daemon_metrics(const config::Config& config);
+
 }  // namespace ssb::client

@@ -102,7 +102,12 @@ struct Config {
 
   struct Log {
     std::string level = "info";
+    std::string format = "text";  // "text" or "json"
   } log;
+
+  struct Metrics {
+    std::string listen;  // "ADDRESS:PORT" on loopback; empty: no HTTP listener
+  } metrics;
 
   // Where the configuration file came from (may be empty when none was read).
   std::string source_path;

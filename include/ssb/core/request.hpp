@@ -11,7 +11,8 @@
 
 namespace ssb::core {
 
-enum class Op { submit, query, cancel, status, explain, jobs };
+// status and metrics are answered by the daemon itself (no user, no SSH).
+enum class Op { submit, query, cancel, status, explain, jobs, metrics };
 
 std::string_view to_string(Op op);
 bool op_from_string(std::string_view text, Op& out);

@@ -53,6 +53,7 @@ class Pool final : private JobSource {
   void stop();
 
   nlohmann::json status() const;
+  Stats::Snapshot stats() const { return stats_.snapshot(); }
 
  private:
   // JobSource: called by the workers.

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "ssb/config/config.hpp"
+#include "ssb/daemon/metrics_listener.hpp"
 #include "ssb/daemon/peer.hpp"
 #include "ssb/daemon/pool.hpp"
 #include "ssb/util/result.hpp"
@@ -43,9 +44,15 @@ class Server {
   bool stopping() const { return stopping_; }
   void remove(const std::shared_ptr<Connection>& connection);
   nlohmann::json status() const;
+  // The Prometheus text (the `metrics` op and GET /metrics): from status()
+  // and the pool's Stats, so it never disagrees with `status`.
+  std::string metrics() const;
+  // The metrics listener's port (0: off); for the tests, which bind port 0.
+  unsigned short metrics_port() const { return metrics_.port(); }
 
  private:
-  // The phases of listen(), in order.
+  Status listen_socket();  // daemon.socket: inherited from systemd, else bound here
+  // The phases of listen_socket(), in order.
   static Status prepare_socket_path(const std::string& path);  // length, directory, stale socket
   Status bind_private(const std::string& path);                // owner-only until grant_access
   static Status grant_access(const std::string& path, const std::string& group, const std::string& mode_text);
@@ -80,7 +87,8 @@ class Server {
   RateLimitedWarning peer_refusals_;
   Clock::time_point drain_deadline_{};
   Pool pool_;
-  PeerPolicy peers_;  // daemon.allowed_users / allowed_groups
+  MetricsListener metrics_;  // metrics.listen; closed unless configured
+  PeerPolicy peers_;         // daemon.allowed_users / allowed_groups
   std::set<std::shared_ptr<Connection>> connections_;
   bool stopping_ = false;
   bool socket_owned_ = false;  // we bound it: we remove it

@@ -69,6 +69,11 @@ nlohmann::json error_envelope(const nlohmann::json& id, const Error& error);
 nlohmann::json status_request(const nlohmann::json& id);
 nlohmann::json status_envelope(const nlohmann::json& id, const nlohmann::json& status);
 
+// The `metrics` request and its successful response: {"v","id","ok":true,
+// "metrics":"<Prometheus text exposition>"}.
+nlohmann::json metrics_request(const nlohmann::json& id);
+nlohmann::json metrics_envelope(const nlohmann::json& id, const std::string& text);
+
 // The error-code table as JSON: {"codes":[{"code","exit_status",
 // "state_unknown","meaning"},...]} (`config --error-codes`).
 nlohmann::json error_codes_json();

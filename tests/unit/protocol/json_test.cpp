@@ -39,7 +39,7 @@ TEST_CASE("protocol: malformed requests are bad_request with a reason") {
   CHECK(parse_error(R"({"v":2,"id":1,"op":"status"})").message == "request must carry \"v\": 1 (protocol version)");
   CHECK(parse_error(R"({"v":1,"op":"status"})").message == "request must carry an \"id\" (string or integer)");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"rm"})").message ==
-        "unknown op \"rm\"; expected submit, query, cancel, explain, jobs or status");
+        "unknown op \"rm\"; expected submit, query, cancel, explain, jobs, status or metrics");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"status","x":1})").message == "request has unknown field \"x\"");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a"})").message == "op \"query\" needs the field \"job_id\"");
   CHECK(parse_error(R"({"v":1,"id":1,"op":"query","user":"a","job_id":42})").message ==
