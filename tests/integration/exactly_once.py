@@ -11,6 +11,10 @@
       any.
   table FILE
       The rows as a Markdown table with totals.
+  selftest
+      check() on made-up outcomes with an orphan, a duplicate, an id told
+      twice and a "did not start" that did: each must be a problem (the
+      proof can fail).
 
 Outcome classes (from the client's --json output):
   direct      ok, the job id acknowledged by the daemon / login host
@@ -20,6 +24,8 @@ Outcome classes (from the client's --json output):
   failed      any other error (nothing was sent: daemon gone, overloaded, ...)
 """
 import argparse
+import contextlib
+import io
 import json
 import random
 import shlex
@@ -196,6 +202,10 @@ def check(a, clients, listed, visible, rooted, events, burst_s):
                 pass  # accounted for below
             else:
                 problems.append("%s: orphan job(s) %s, token %s, whose client was told %s" % (what, ids, token, cls))
+        for token, (cls, job_id) in token_of.items():
+            if job_id and token not in view:
+                problems.append("%s: a client was told job %s but Slurm has no job with its token %s"
+                                % (what, job_id, token))
         ids_seen = {i for ids in view.values() for i in ids}
         for job_id in acked:
             if job_id not in ids_seen:
@@ -254,9 +264,45 @@ def table(path):
     return 0
 
 
+class FakeClient:
+    """A finished client with a given --json output (for selftest)."""
+
+    def __init__(self, i, out):
+        self.i, self.out, self.err, self.rc, self.secs = i, json.dumps(out), "", 0, 0.1
+
+    outcome = Client.outcome
+
+
+def selftest():
+    ok = lambda t, j, **kw: {"ok": True, "token": t, "job_id": j, **kw}  # noqa: E731
+    lost = {"ok": False, "token": "t4", "error": {"code": "remote_failed", "message": "submit did not start: ..."}}
+    clients = [FakeClient(0, ok("t0", "10")), FakeClient(1, ok("t1", "11", resolved="by_token")),
+               FakeClient(2, ok("t2", "11")), FakeClient(3, lost)]
+    # Slurm: t0 twice (duplicate), t1 as 11, t2 absent but 11 told to two
+    # clients, t4 has a job (wrong "did not start"), t9 nobody's (orphan).
+    slurm = {"t0": ["10", "20"], "t1": ["11"], "t4": ["14"], "t9": ["19"]}
+    a = argparse.Namespace(expect_unknown="zero", disrupt="", show_failures=False, cancel=False, label="selftest",
+                           tag="selftest", fault="none", results="/dev/null")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = check(a, clients, slurm, True, slurm, [], 0.0)
+    text = buf.getvalue()
+    wanted = ["duplicate submit", "acknowledged to 2 clients", "orphan job(s) ['14']", "orphan job(s) ['19']",
+              "told job 11 but Slurm has no job with its token t2"]
+    missing = [w for w in wanted if w not in text]
+    print(text, end="")
+    if rc != 1 or missing:
+        print("selftest: check() missed %s (rc %s)" % (missing, rc))
+        return 1
+    print("selftest: every planted fault was caught")
+    return 0
+
+
 def main(argv):
     if argv and argv[0] == "table":
         return table(argv[1])
+    if argv and argv[0] == "selftest":
+        return selftest()
     ap = argparse.ArgumentParser(prog="exactly_once.py round")
     ap.add_argument("cmd", choices=["round"])
     ap.add_argument("--tag", required=True)

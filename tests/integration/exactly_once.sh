@@ -52,6 +52,10 @@ suite_teardown() {
     fi
 }
 
+test_case "the check catches an orphan, a duplicate, an id told twice, a wrong 'did not start'"
+expect_exit 0 "$PY" "$DRIVER" selftest
+[[ $EXIT_CODE == 0 ]] || info "$STDOUT"
+
 sandbox_up "$SB" --cpus 2 || exit 1
 use_sandbox "$SB"
 
