@@ -41,7 +41,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HubClient, HubError, stop_pid, tail, wait_until  # noqa: E402
+from harness import HubClient, HubError, stop_pid, wait_until  # noqa: E402
 from notebook_test import USER, OTHER_USER, PathRun, Sandbox, log, processes_under  # noqa: E402
 
 TAG = "jupyterhub"  # the sandbox bridge config's submit.tag (the default)
