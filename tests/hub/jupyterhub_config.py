@@ -6,6 +6,10 @@
 #   path: "daemon" | "direct" | "stock-ssh",
 #   bridge, bridge_config, venv, job_log_dir,
 #   ssh_port, client_key, known_hosts, wrappers_dir   (the sandbox's)
+#   spawner_bridge  (optional: the spawner's bridge_path instead of bridge;
+#                    orphan_sweep_test.py's reply-losing wrapper)
+#   sweep           (optional, path "daemon": {mode, grace_s, interval_s,
+#                    status_file, tag}: the orphan sweep as a managed service)
 #
 # "daemon" and "direct" use BridgeSlurmSpawner (python_shim); "daemon" also
 # runs the bridge daemon as a hub-managed service and lets the spawner use
@@ -62,13 +66,21 @@ c.SlurmSpawner.state_exechost_exp = "127.0.0.1"
 path = S["path"]
 if path in ("daemon", "direct"):
     c.JupyterHub.spawner_class = "slurm_ssh_bridge.spawner.BridgeSlurmSpawner"
-    c.BridgeSlurmSpawner.bridge_path = S["bridge"]
+    c.BridgeSlurmSpawner.bridge_path = S.get("spawner_bridge") or S["bridge"]
     c.BridgeSlurmSpawner.bridge_config = S["bridge_config"]
     if path == "daemon":
         from slurm_ssh_bridge.service import bridge_service
 
         c.BridgeSlurmSpawner.bridge_mode = "auto"
         c.JupyterHub.services = [bridge_service(bridge_path=S["bridge"], config=S["bridge_config"])]
+        if S.get("sweep"):
+            from slurm_ssh_bridge.service import orphan_sweep_role, orphan_sweep_service
+
+            sw = S["sweep"]
+            c.JupyterHub.services.append(orphan_sweep_service(
+                bridge_path=S["bridge"], config=S["bridge_config"], mode=sw["mode"], grace_s=sw["grace_s"],
+                interval_s=sw["interval_s"], tag=sw.get("tag"), status_file=sw["status_file"]))
+            c.JupyterHub.load_roles = [orphan_sweep_role()]
     else:
         c.BridgeSlurmSpawner.bridge_mode = "direct"
 elif path == "stock-ssh":

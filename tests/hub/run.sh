@@ -6,6 +6,7 @@
 #
 #   sudo tests/hub/run.sh build/slurm-ssh-bridge [--paths daemon,direct,stock-ssh]
 #   sudo tests/hub/run.sh build/slurm-ssh-bridge --test slurm_messages_test.py [its options]
+#   sudo tests/hub/run.sh build/slurm-ssh-bridge --test orphan_sweep_test.py [--grace S] [--interval S]
 #
 # Environment: SSB_HUB_VENV (default /var/cache/ssb-tests/hub-venv, made if
 # missing), SSB_SUPPORT_PACKAGES (see
