@@ -36,7 +36,7 @@ struct Scrape {
 }  // namespace
 
 MetricsListener::MetricsListener(asio::io_context& io, std::function<std::string()> render)
-    : render_(std::move(render)), acceptor_(io) {}
+    : render_(std::move(render)), acceptor_(io), retry_(io) {}
 
 Status MetricsListener::open(const std::string& listen) {
   const auto colon = listen.rfind(':');
@@ -74,25 +74,31 @@ void MetricsListener::start() {
 
 void MetricsListener::close() {
   boost::system::error_code ignored;
+  retry_.cancel();
   acceptor_.close(ignored);
 }
 
 void MetricsListener::do_accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (!acceptor_.is_open()) return;
+    if (ec == asio::error::operation_aborted) return;
     if (!ec) {
       if (active_ >= kMaxClients) {
         log::debug(fmt::format("metrics: {} scrapes already in progress; closed another", active_));
       } else {
         serve(std::move(socket));
       }
-    } else if (ec == asio::error::operation_aborted) {
+      do_accept();
       return;
     }
-    // Any other accept error (e.g. out of descriptors) retries at the next
-    // scrape: Prometheus retries on its own schedule, no busy loop here
-    // since accept errors are per connection attempt.
-    do_accept();
+    // Out of descriptors (EMFILE/ENFILE): the connection stays in the
+    // backlog, so an immediate retry fails the same way at once, a busy
+    // loop. Wait, as the Unix acceptor does (Server::on_accept_error).
+    log::debug(fmt::format("metrics: accept failed: {}; retrying in {} ms", ec.message(), kAcceptRetry.count()));
+    retry_.expires_after(kAcceptRetry);
+    retry_.async_wait([this](boost::system::error_code wait_ec) {
+      if (!wait_ec && acceptor_.is_open()) do_accept();
+    });
   });
 }
 

@@ -27,6 +27,8 @@ class MetricsListener {
   static constexpr std::size_t kMaxRequestBytes = 8192;
   static constexpr std::chrono::seconds kReadTimeout{5};
   static constexpr std::size_t kMaxClients = 16;
+  // After a failed accept (out of descriptors), the next one waits this long.
+  static constexpr std::chrono::milliseconds kAcceptRetry{250};
 
   // `render`: the body of GET /metrics, called on the io thread.
   MetricsListener(boost::asio::io_context& io, std::function<std::string()> render);
@@ -47,6 +49,7 @@ class MetricsListener {
 
   std::function<std::string()> render_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer retry_;
   std::size_t active_ = 0;
 };
 
