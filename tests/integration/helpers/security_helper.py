@@ -300,6 +300,14 @@ def check_argv(cg_out, wdir, spool):
                             and argv[6:] == ["-o", "JobID,User,State,ExitCode,Reason,Start"])):
                     c["explain_cmd"] += 1
                     continue
+            elif a0 == "getent":
+                # The identity prefix's $(getent passwd USER), a child of the
+                # login shell's fixed form (sampled only when it is caught
+                # alive; -1: it ended while being read).
+                if len(argv) == 3 and argv[1] == "passwd" and re.fullmatch(user, argv[2]) \
+                        and int(uid) in (service_uid, -1):
+                    c["login_shell"] += 1
+                    continue
             elif a0 in ("bash", "-bash", "/bin/bash"):
                 if len(argv) == 3 and argv[1] == "-c" and any(re.fullmatch(f, argv[2], re.S) for f in login_forms):
                     c["login_shell"] += 1
