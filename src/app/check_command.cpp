@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "ssb/app/commands.hpp"
+#include "ssb/core/job_listing.hpp"
 #include "ssb/core/validate.hpp"
 #include "ssb/protocol/json.hpp"
 #include "ssb/remote/command.hpp"
@@ -246,14 +247,14 @@ constexpr Step kSteps[] = {
 
 std::pair<bool, std::string> judge_job_visibility(const std::string& account, const std::string& private_data,
                                                   const std::string& admin_level) {
-  const bool hides_jobs = private_data.find("jobs") != std::string::npos;
-  const bool operator_role = admin_level == "Operator" || admin_level == "Administrator";
-  if (!hides_jobs) {
-    return {true, fmt::format("PrivateData = {}: {} sees every user's jobs; coalesced status answers from one squeue "
-                              "per status.window_ms",
-                              private_data.empty() ? "(not set)" : private_data, account)};
-  }
-  if (operator_role) {
+  // The verdict is the one every job listing uses (core::sees_all_jobs);
+  // only the explanation is check's own.
+  if (core::sees_all_jobs(private_data, admin_level)) {
+    if (private_data.find("jobs") == std::string::npos) {
+      return {true, fmt::format("PrivateData = {}: {} sees every user's jobs; coalesced status answers from one "
+                                "squeue per status.window_ms",
+                                private_data.empty() ? "(not set)" : private_data, account)};
+    }
     return {true, fmt::format("PrivateData = {}, but {} has AdminLevel {}: it sees every user's jobs", private_data,
                               account, admin_level)};
   }
