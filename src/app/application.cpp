@@ -118,7 +118,9 @@ void define_subcommands(Cli& cli, Io& io) {
       "check", "Diagnose configuration, identity file, host key, connection, wrappers and (with --user) sudo");
   auto* serve = app.add_subcommand("serve", "Run the daemon: pooled SSH connections behind daemon.socket (foreground)");
   auto* status = app.add_subcommand("status", "Print the daemon's health as one JSON object");
-  auto* metrics = app.add_subcommand("metrics", "Print the daemon's Prometheus metrics (text exposition format)");
+  auto* metrics = app.add_subcommand(
+      "metrics",
+      "Print the daemon's Prometheus metrics (text exposition format; --json: as {\"ok\":true,\"metrics\":TEXT})");
   auto* request = app.add_subcommand("request", "Run one JSON protocol request read on stdin; print the response");
   cli.show_config = app.add_subcommand("config", "Print the effective configuration and where each value came from");
   cli.show_config->add_flag("--reference", cli.reference, "Print the reference of every key (Markdown) and exit");
@@ -137,7 +139,7 @@ void define_subcommands(Cli& cli, Io& io) {
       {check, [&options, &io](const config::Config& c) { return run_check_command(c, options, io); }},
       {serve, [&io](const config::Config& c) { return run_serve_command(c, io); }},
       {status, [&io](const config::Config& c) { return run_status_command(c, io); }},
-      {metrics, [&io](const config::Config& c) { return run_metrics_command(c, io); }},
+      {metrics, [&options, &io](const config::Config& c) { return run_metrics_command(c, options, io); }},
       {request, [&io](const config::Config& c) { return run_request_command(c, io); }},
       {cli.show_config,
        [&io](const config::Config& c) {

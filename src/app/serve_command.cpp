@@ -48,10 +48,14 @@ int run_status_command(const config::Config& config, Io& io) {
   return 0;
 }
 
-int run_metrics_command(const config::Config& config, Io& io) {
+int run_metrics_command(const config::Config& config, const Options& options, Io& io) {
   auto text = client::daemon_metrics(config);
-  if (!text) return print_failure(text.error(), false, io.out, io.err);
-  io.out << *text;
+  if (!text) return print_failure(text.error(), options.json, io.out, io.err);
+  if (options.json) {
+    io.out << protocol::to_line(protocol::metrics_envelope(nullptr, *text)) << '\n';
+  } else {
+    io.out << *text;
+  }
   return 0;
 }
 

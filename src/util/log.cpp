@@ -95,8 +95,11 @@ std::string format_line(Format format, Level level, std::string_view message, st
     append_json_string(line, timestamp());
     line += ",\"level\":";
     append_json_string(line, name(level));
-    line += ",\"msg\":";
-    append_json_string(line, message);
+    // A request's line is its fields alone; "msg":"" would only be noise.
+    if (!message.empty()) {
+      line += ",\"msg\":";
+      append_json_string(line, message);
+    }
     for (const auto& f : fields) {
       line += ',';
       append_json_string(line, f.key);

@@ -104,6 +104,24 @@ expect_match "$STDOUT" '"ok":true' "the daemon still answers"
 stop_daemon "$D2"
 expect_eq "$DAEMON_RC" 0 "the daemon exits 0 on SIGTERM"
 
+test_case "scrapes past the open-file limit: the metrics listener waits instead of spinning, then answers again"
+kv "$PY" "$HERE/helpers/metrics_check.py" freeport
+PORT=${KV[port]:?no free port}
+start_daemon_logged "$WORK/d5.log" "${CONF[@]}" --set "metrics.listen=127.0.0.1:$PORT" --log-level debug || exit 1
+D5=$DAEMON_PID
+# Room for three more descriptors: the flood's first scrapes take them, the
+# rest wait in the backlog while accept fails.
+fds=$(find "/proc/$D5/fd" -mindepth 1 -maxdepth 1 | wc -l)
+prlimit --pid "$D5" --nofile=$((fds + 3)):$((fds + 3))
+kv "$PY" "$HELPER" scrape-flood "$PORT" "$D5" 20
+info "20 silent scrapes at an open-file limit of $((fds + 3)): daemon CPU ${KV[cpu_share]:-?} of a core"
+retries=$(count_lines "$WORK/d5.log" 'metrics: accept failed: Too many open files; retrying in 250 ms')
+expect_num "$retries" -ge 1 "accept failed for want of descriptors ($retries retries logged at debug)"
+expect_num "$retries" -le 40 "and was retried every 250 ms, not in a loop ($retries in about 4 s)"
+expect_num "${KV[cpu_share]:-x}" -lt 0.2 "the daemon does not spin (under 20 % of a core)"
+expect_eq "${KV[answered_after]:-0}" 1 "a scrape is answered once the flood has gone"
+stop_daemon "$D5"
+
 test_case "socket_mode 0666 without an allow list is refused: every local account could submit as anyone"
 expect_exit 2 timeout 10 "$BRIDGE" "${CONF[@]}" --set daemon.socket_mode=0666 serve
 expect_match "$STDERR" "daemon.socket_mode 0666 lets every local account submit and cancel jobs as any user" \

@@ -27,8 +27,9 @@ int run_request_command(const config::Config& config, Io& io);
 int run_serve_command(const config::Config& config, Io& io);
 // status: the daemon's health as one JSON object.
 int run_status_command(const config::Config& config, Io& io);
-// metrics: the daemon's Prometheus text (node_exporter's textfile collector).
-int run_metrics_command(const config::Config& config, Io& io);
+// metrics: the daemon's Prometheus text (node_exporter's textfile collector);
+// with --json, the protocol's metrics envelope (errors as JSON too).
+int run_metrics_command(const config::Config& config, const Options& options, Io& io);
 // check: diagnose the configuration and the path to the login host.
 int run_check_command(const config::Config& config, const Options& options, Io& io);
 

@@ -54,6 +54,9 @@ class Pool final : private JobSource {
 
   nlohmann::json status() const;
   Stats::Snapshot stats() const { return stats_.snapshot(); }
+  // Counts a request the server answered itself because it failed
+  // validation (never queued), so requests_total holds every answer.
+  void record_refused(const core::Response& response) { stats_.record(response); }
 
  private:
   // JobSource: called by the workers.

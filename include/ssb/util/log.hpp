@@ -1,7 +1,8 @@
 // Minimal thread-safe logger for the daemon: one line per event on stderr.
 // Text: "2026-11-21T12:00:00.123Z level message key=value ...". JSON
-// (log.format = "json"): one object per line, {"ts","level","msg",fields...},
-// so an admin's tools can search by field. Never given secret values.
+// (log.format = "json"): one object per line, {"ts","level","msg",fields...}
+// ("msg" left out when the message is empty, as on a request's line), so an
+// admin's tools can search by field. Never given secret values.
 #pragma once
 
 #include <initializer_list>
@@ -30,7 +31,7 @@ struct Field {
 };
 
 void write(Level level, std::string_view message);
-// `message` may be empty in text mode (the line is then only the fields).
+// `message` may be empty (the line is then only the fields).
 void write(Level level, std::string_view message, std::initializer_list<Field> fields);
 
 // The line write() would emit (without the newline), for the unit tests.

@@ -15,6 +15,11 @@ with `kv`). The daemon's own figures come from its `status` answer and
                               for the line timeout, measures again
   idle SOCK SECONDS           one silent client: how long until the daemon
                               closes it
+  scrape-flood PORT PID N     N silent TCP clients of the metrics listener
+                              (run with the daemon's open-file limit just
+                              above its use, so accept fails); measures the
+                              daemon's CPU while they hold on, then whether a
+                              scrape is answered once they have gone
 """
 import json
 import os
@@ -165,6 +170,35 @@ def idle(sock_path, limit_s):
     out(closed_after_s=f"{time.monotonic() - t0:.1f}" if data == b"" else "never")
 
 
+def scrape_ok(port):
+    """True when GET /metrics on 127.0.0.1:PORT answers 200."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def scrape_flood(port, pid, n):
+    # The kernel completes each handshake into the listen backlog whether or
+    # not the daemon can accept; past its descriptors, accept fails (EMFILE)
+    # with the connection still pending: an immediate retry would spin.
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(n)]
+    time.sleep(0.5)
+    c0, t0 = cpu_s(pid), time.monotonic()
+    time.sleep(3)  # below the listener's 5 s read timeout: the accepted ones stay
+    cpu = (cpu_s(pid) - c0) / (time.monotonic() - t0)
+    for s in held:
+        s.close()
+    deadline = time.monotonic() + 15
+    answered = scrape_ok(port)
+    while not answered and time.monotonic() < deadline:
+        time.sleep(0.25)
+        answered = scrape_ok(port)
+    out(held=len(held), cpu_share=f"{cpu:.3f}", answered_after=1 if answered else 0)
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "idle-flood":
@@ -175,6 +209,8 @@ def main(argv):
         partial(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4]))
     elif cmd == "idle":
         idle(args[0], float(args[1]))
+    elif cmd == "scrape-flood":
+        scrape_flood(int(args[0]), int(args[1]), int(args[2]))
     else:
         sys.exit(f"hostile_helper.py: unknown command {cmd!r}")
 
