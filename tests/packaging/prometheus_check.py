@@ -372,7 +372,9 @@ def cmd_fetch(args):
                 sys.exit(1)
             time.sleep(0.2)
     open(args.out, "wb").write(body)
-    print(f"ok: GET {args.url}: {len(body)} bytes, Content-Type {ctype}")
+    good = ctype.startswith("text/plain") and "version=0.0.4" in ctype
+    print(f"{'ok' if good else 'FAIL'}: GET {args.url}: {len(body)} bytes, Content-Type {ctype}")
+    sys.exit(0 if good else 1)
 
 
 def main():
