@@ -10,7 +10,8 @@
 #   4. every slurm_ssh_bridge_* name, label and label value the rules and the
 #      dashboard use is in that scrape (and the check fails on broken copies);
 #   5. /usr/bin/prometheus scrapes the daemon with the rules loaded: up == 1,
-#      SlurmSshBridgeNoConnection pending or firing, no unknown-submit alert.
+#      SlurmSshBridgeNoConnection pending or firing (one query made the pool
+#      try to connect), no unknown-submit alert, every rule evaluates.
 #
 #   tests/packaging/prometheus_rules.sh PATH/TO/slurm-ssh-bridge
 #
@@ -100,9 +101,11 @@ if ! "$bridge" --config "$config" status >"$work/status.json" 2>&1; then
     exit 1
 fi
 ok "daemon answers status (pid $daemon_pid, metrics on 127.0.0.1:$metrics_port)"
-# One request through the daemon, so requests_total and
-# request_duration_seconds have series whose labels the drift check sees:
-# nothing connects, so it fails (after pool.queue_timeout_s at most).
+# One request through the daemon: requests_total and request_duration_seconds
+# get series whose labels the drift check sees, and a connection tries (the
+# pool opens them only when work waits), fails and stays in backoff, which
+# SlurmSshBridgeNoConnection needs. The request fails (transport, or timeout
+# after pool.queue_timeout_s).
 timeout 30 "$bridge" --config "$config" --mode daemon --user alice query 1 >/dev/null 2>&1 || true
 
 # 3. The scrape, over HTTP and from the socket.
@@ -124,11 +127,13 @@ expect "rules and dashboard match the scrape" "${drift[@]}" --rules "$RULES" --d
 sed 's/slurm_ssh_bridge_queue_size/slurm_ssh_bridge_queue_sise/' "$RULES" >"$work/misspelt.yml"
 sed 's/state="connected"/status="connected"/' "$RULES" >"$work/wrong-label.yml"
 sed 's/outcome="overloaded"/outcome="overload"/' "$RULES" >"$work/wrong-outcome.yml"
+sed 's/state=~"backoff|connecting"/state=~"backof|connecting"/' "$RULES" >"$work/wrong-state.yml"
 sed 's/slurm_ssh_bridge_reconnects_total/slurm_ssh_bridge_reconnect_total/' "$DASHBOARD" >"$work/misspelt.json"
 sed 's/"id": 15,/"id": 14,/' "$DASHBOARD" >"$work/duplicate-id.json"
 expect_fail "drift check fails on a misspelt metric in the rules" "${drift[@]}" --rules "$work/misspelt.yml" --dashboard "$DASHBOARD"
 expect_fail "drift check fails on a label the family lacks" "${drift[@]}" --rules "$work/wrong-label.yml" --dashboard "$DASHBOARD"
 expect_fail "drift check fails on an outcome that is no error code" "${drift[@]}" --rules "$work/wrong-outcome.yml" --dashboard "$DASHBOARD"
+expect_fail "drift check fails on a state that does not exist" "${drift[@]}" --rules "$work/wrong-state.yml" --dashboard "$DASHBOARD"
 expect_fail "drift check fails on a misspelt metric in the dashboard" "${drift[@]}" --rules "$RULES" --dashboard "$work/misspelt.json"
 expect_fail "drift check fails on a duplicate panel id" "${drift[@]}" --rules "$RULES" --dashboard "$work/duplicate-id.json"
 
