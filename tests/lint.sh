@@ -15,7 +15,7 @@ echo "shellcheck: all clean"
 
 # Debian's pyflakes (python3-pyflakes, scripts/install-deps.sh) on Debian's
 # interpreter, which is what the suites run these modules with.
-mapfile -t modules < <(git ls-files -- 'tests/integration/*.py' 'tests/integration/helpers/*.py' 'tests/bench/*.py' 'tests/sandbox/lib/*.py')
+mapfile -t modules < <(git ls-files -- 'tests/integration/*.py' 'tests/integration/helpers/*.py' 'tests/bench/*.py' 'tests/sandbox/lib/*.py' 'tests/packaging/*.py')
 echo "pyflakes: ${#modules[@]} modules"
 /usr/bin/python3 -m pyflakes "${modules[@]}"
 echo "pyflakes: all clean"

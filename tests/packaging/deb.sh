@@ -88,7 +88,8 @@ expect "Depends names libssh-4 ($depends)" grep -q 'libssh-4' <<<"$depends"
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/$PKG ./usr/share/man/man1/$PKG.1.gz ./usr/share/bash-completion/completions/$PKG \
     ./etc/$PKG/config.toml ./lib/systemd/system/$PKG.service ./lib/systemd/system/$PKG.socket \
-    ./usr/lib/sysusers.d/$PKG.conf; do
+    ./usr/lib/sysusers.d/$PKG.conf ./usr/share/doc/$PKG/examples/$PKG-rules.yml \
+    ./usr/share/doc/$PKG/examples/$PKG.json; do
     expect "ships $path" grep -q " $path\$" <<<"$contents"
 done
 conffiles=$(dpkg-deb -I "$deb" conffiles 2>/dev/null || true)
