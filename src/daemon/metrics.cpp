@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "ssb/core/request.hpp"
 #include "ssb/daemon/metrics_text.hpp"
 
 namespace ssb::daemon {
@@ -35,7 +36,16 @@ void process_metrics(MetricsText& m, const nlohmann::json& status) {
 
 void request_metrics(MetricsText& m, const Stats::Snapshot& stats) {
   m.family(metric("requests_total"), "counter", "Requests answered, by op and outcome (ok or the error code).");
-  for (const auto& [op, outcomes] : stats.counters) {
+  // ok and overloaded exist from the start for every queued op: a counter
+  // series born at its first value hides that first increase from
+  // increase(), and the overload alert would miss a single burst.
+  auto counters = stats.counters;
+  for (core::Op op : {core::Op::submit, core::Op::query, core::Op::cancel, core::Op::explain, core::Op::jobs}) {
+    auto& outcomes = counters[std::string(core::to_string(op))];
+    outcomes.emplace("ok", 0);
+    outcomes.emplace(to_string(Errc::overloaded), 0);
+  }
+  for (const auto& [op, outcomes] : counters) {
     for (const auto& [outcome, n] : outcomes) {
       m.sample(metric("requests_total"), {{"op", op}, {"outcome", outcome}}, static_cast<double>(n));
     }
@@ -69,7 +79,9 @@ void connection_metrics(MetricsText& m, const nlohmann::json& status) {
   const auto conns = status.value("connections", nlohmann::json::array());
   // Every state is always present (0 included), so "none connected" is a
   // plain comparison in an alert.
-  std::map<std::string, int> by_state{{"connecting", 0}, {"connected", 0}, {"backoff", 0}, {"disconnected", 0}};
+  // "idle": not tried yet (connections open when work waits).
+  std::map<std::string, int> by_state{
+      {"idle", 0}, {"connecting", 0}, {"connected", 0}, {"backoff", 0}, {"disconnected", 0}};
   for (const auto& c : conns) ++by_state[c.value("state", std::string("unknown"))];
   m.family(metric("connections"), "gauge", "Pooled SSH connections to the login host, by state.");
   for (const auto& [state, n] : by_state) m.sample(metric("connections"), {{"state", state}}, n);

@@ -20,6 +20,11 @@ TEST_CASE("metrics: every connection state is present and no user or job id is a
   auto text = daemon::render_metrics(status, stats.snapshot());
   CHECK(text.find("slurm_ssh_bridge_connections{state=\"connected\"} 1\n") != std::string::npos);
   CHECK(text.find("slurm_ssh_bridge_connections{state=\"backoff\"} 0\n") != std::string::npos);
+  CHECK(text.find("slurm_ssh_bridge_connections{state=\"idle\"} 0\n") != std::string::npos);
+  // Present before the first overload, so increase() sees the first one.
+  CHECK(text.find("slurm_ssh_bridge_requests_total{op=\"query\",outcome=\"overloaded\"} 0\n") != std::string::npos);
+  CHECK(text.find("slurm_ssh_bridge_requests_total{op=\"submit\",outcome=\"submit_unknown\"} 1\n") !=
+        std::string::npos);
   CHECK(text.find("slurm_ssh_bridge_submit_unknown_total 1\n") != std::string::npos);
   CHECK(text.find("slurm_ssh_bridge_status_coalesced 1\n") != std::string::npos);
   CHECK(text.find("slurm_ssh_bridge_channels_in_use{connection=\"0\"} 2\n") != std::string::npos);
