@@ -10,11 +10,15 @@ Subcommands:
                                   rules and the dashboard use exists in the scrape
   prometheus --url U --timeout S  a real Prometheus scrapes the bridge (up == 1),
                                   loaded the rules, and shows the expected alerts
+  screenshot --url U --out PNG    Prometheus's alerts page (Debian's classic UI), in
+                                  headless Chromium (tests/hub/chromium_shot.py),
+                                  once it shows the pending alert
 
 Each check prints "ok: ..." or "FAIL: ..."; the exit status is 1 on any FAIL.
 """
 
 import argparse
+import os
 import json
 import re
 import socket
@@ -357,6 +361,20 @@ def cmd_prometheus(args):
     c.exit()
 
 
+def cmd_screenshot(args):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hub"))
+    import chromium_shot  # noqa: E402 (needs python3-websocket, only here)
+
+    c = Checks()
+    try:
+        state = chromium_shot.screenshot_page(f"{args.url.rstrip('/')}{args.path}", [], args.out, args.path, "body",
+                                              args.expect_text)
+        c.ok(f"screenshot of {args.path} showing {args.expect_text} ({state['title']}): {args.out}")
+    except (chromium_shot.ShotError, OSError) as e:
+        c.fail(f"screenshot of {args.path}: {e}")
+    c.exit()
+
+
 # ------------------------------------------------------------------- small
 
 
@@ -410,6 +428,13 @@ def main():
     pr.add_argument("--expect-active", default="SlurmSshBridgeNoConnection")
     pr.add_argument("--expect-absent", nargs="*", default=["SlurmSshBridgeSubmitUnknown", "SlurmSshBridgeDown"])
     pr.set_defaults(fn=cmd_prometheus)
+    sh = sub.add_parser("screenshot")
+    sh.add_argument("--url", required=True)
+    sh.add_argument("--out", required=True)
+    # Debian's prometheus ships the classic web UI only (/alerts is 404).
+    sh.add_argument("--path", default="/classic/alerts")
+    sh.add_argument("--expect-text", default="SlurmSshBridgeNoConnection")
+    sh.set_defaults(fn=cmd_screenshot)
     args = p.parse_args()
     args.fn(args)
 

@@ -13,12 +13,17 @@
 #      SlurmSshBridgeNoConnection pending or firing (one query made the pool
 #      try to connect), no unknown-submit alert, every rule evaluates.
 #
-#   tests/packaging/prometheus_rules.sh PATH/TO/slurm-ssh-bridge
+#   tests/packaging/prometheus_rules.sh PATH/TO/slurm-ssh-bridge [ARTIFACT_DIR]
+#
+# With ARTIFACT_DIR (and /usr/bin/chromium), step 5 also saves
+# ARTIFACT_DIR/prometheus-alerts.png: Prometheus's alerts page with the
+# pending alert, as an admin sees it.
 #
 # Needs no root; the daemon and Prometheus run from a private work directory.
 set -euo pipefail
 
-bridge=$(realpath "${1:?usage: $0 PATH/TO/slurm-ssh-bridge}")
+bridge=$(realpath "${1:?usage: $0 PATH/TO/slurm-ssh-bridge [ARTIFACT_DIR]}")
+artifacts=${2:-}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RULES=$ROOT/packaging/prometheus/slurm-ssh-bridge-rules.yml
 RULES_TEST=$ROOT/packaging/prometheus/slurm-ssh-bridge-rules.test.yml
@@ -154,6 +159,10 @@ if "${check[@]}" prometheus --url "http://127.0.0.1:$prom_port" --timeout 60; th
 else
     bad "Prometheus scrapes the daemon and shows the expected alerts"
     tail -n 20 "$work/prometheus.log" | sed 's/^/  prometheus: /'
+fi
+if [[ -n $artifacts && -x /usr/bin/chromium ]]; then
+    expect "Prometheus's alerts page" "${check[@]}" screenshot --url "http://127.0.0.1:$prom_port" \
+        --out "$artifacts/prometheus-alerts.png"
 fi
 
 echo "prometheus_rules.sh: $((SECONDS - started)) s, $fails failure(s)"
