@@ -161,21 +161,8 @@ void Connection::handle_line(const std::string& line) {
   // job the daemon submits can be found by it (a given one is validated).
   if (request.op == core::Op::submit && request.token.empty()) request.token = random_token();
   if (auto st = core::validate(request, server_.config()); !st) {
-    // The fields of a served request's line (Pool::report), so a search
-    // by user or job finds refusals too; the values are the client's, so
-    // printable() keeps a hostile one to one line.
-    log::write(log::Level::info, "",
-               {{"id", log_id, false, "req"},
-                {"peer_uid", peer_uid_, peer_uid_ != "-"},
-                {"op", std::string(core::to_string(request.op))},
-                {"user", request.user.empty() ? "-" : core::printable(request.user)},
-                {"job_id", request.job_id.empty() ? "-" : core::printable(request.job_id), false, "job"},
-                {"path", "daemon"},
-                {"connection", "-", false, "conn"},
-                {"elapsed_ms", "0", true, "dur_ms"},
-                {"outcome", std::string(to_string(st.error().code))}});
     auto refused = core::from_error(request, st.error());
-    server_.pool().record_refused(refused);
+    server_.pool().record_refused(log_id, peer_uid_, request, refused);
     send(protocol::to_line(protocol::response_envelope(id, refused)));
     return;
   }

@@ -4,6 +4,7 @@
 
 #include "ssb/daemon/worker.hpp"
 #include "ssb/util/log.hpp"
+#include "ssb/util/printable.hpp"
 #include "ssb/version.hpp"
 
 namespace ssb::daemon {
@@ -17,6 +18,24 @@ std::string log_safe(const std::string& line) {
   for (char c : line.substr(0, kMax)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
   if (line.size() > kMax) out += "...";
   return out;
+}
+
+// The one request line of the log, for a served request (Pool::report) and
+// for one the server refused before queueing it (Pool::record_refused).
+// Never the script, never an environment value. The text line keeps its v1
+// names (req=, job=, conn=, dur_ms=); JSON uses the long ones.
+void write_request_line(const std::string& log_id, const std::string& peer_uid, core::Op op, const std::string& user,
+                        const std::string& job_id, int worker, std::int64_t elapsed_ms, std::string outcome) {
+  log::write(log::Level::info, "",
+             {{"id", log_id, false, "req"},
+              {"peer_uid", peer_uid, peer_uid != "-"},
+              {"op", std::string(core::to_string(op))},
+              {"user", user.empty() ? "-" : user},
+              {"job_id", job_id.empty() ? "-" : job_id, false, "job"},
+              {"path", "daemon"},
+              {"connection", worker < 0 ? "-" : std::to_string(worker), worker >= 0, "conn"},
+              {"elapsed_ms", std::to_string(elapsed_ms), true, "dur_ms"},
+              {"outcome", std::move(outcome)}});
 }
 
 }  // namespace
@@ -154,18 +173,8 @@ void Pool::report(const std::shared_ptr<Job>& job, core::Response response, int 
   }
   stats_.record(response);
   if (log::enabled(log::Level::info)) {
-    // Never the script, never an environment value. The text line keeps
-    // its v1 names (req=, job=, conn=, dur_ms=); JSON uses the long ones.
-    log::write(log::Level::info, "",
-               {{"id", job->log_id, false, "req"},
-                {"peer_uid", job->peer_uid, job->peer_uid != "-"},
-                {"op", std::string(core::to_string(response.op))},
-                {"user", response.user.empty() ? "-" : response.user},
-                {"job_id", response.job_id.empty() ? "-" : response.job_id, false, "job"},
-                {"path", "daemon"},
-                {"connection", worker < 0 ? "-" : std::to_string(worker), worker >= 0, "conn"},
-                {"elapsed_ms", std::to_string(response.elapsed_ms), true, "dur_ms"},
-                {"outcome", response.ok() ? "ok" : std::string(to_string(response.error->code))}});
+    write_request_line(job->log_id, job->peer_uid, response.op, response.user, response.job_id, worker,
+                       response.elapsed_ms, response.ok() ? "ok" : std::string(to_string(response.error->code)));
   }
   if (!response.audit.empty()) {
     // explain answered "unknown" (another user's job, or Slurm had none):
@@ -239,6 +248,17 @@ nlohmann::json Pool::status() const {
                {"channels_per_connection", config_.pool.channels_per_connection},
                {"queue_size", config_.pool.queue_size}};
   return j;
+}
+
+void Pool::record_refused(const std::string& log_id, const std::string& peer_uid, const core::Request& request,
+                          const core::Response& response) {
+  stats_.record(response);
+  // The request's own user and job id (printable: the client's values, so
+  // a hostile one stays one line), where a search by user or job finds it.
+  if (log::enabled(log::Level::info)) {
+    write_request_line(log_id, peer_uid, request.op, printable(request.user), printable(request.job_id), -1, 0,
+                       std::string(to_string(response.error->code)));
+  }
 }
 
 }  // namespace ssb::daemon

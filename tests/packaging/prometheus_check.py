@@ -1,7 +1,6 @@
 """Checks for packaging.prometheus_rules (tests/packaging/prometheus_rules.sh).
 
 Subcommands:
-  free-port                       prints a free TCP port on 127.0.0.1
   fetch URL OUT [--wait S]        GET URL (retried until S seconds passed) into OUT
   parse HTTP_TEXT CLI_TEXT        both parse with prometheus_client's parser and
                                   declare the same families, types and label names
@@ -21,7 +20,6 @@ import argparse
 import os
 import json
 import re
-import socket
 import sys
 import time
 import urllib.error
@@ -378,12 +376,6 @@ def cmd_screenshot(args):
 # ------------------------------------------------------------------- small
 
 
-def cmd_free_port(_args):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        print(s.getsockname()[1])
-
-
 def cmd_fetch(args):
     deadline = time.monotonic() + args.wait
     while True:
@@ -406,7 +398,6 @@ def cmd_fetch(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("free-port").set_defaults(fn=cmd_free_port)
     f = sub.add_parser("fetch")
     f.add_argument("url")
     f.add_argument("out")

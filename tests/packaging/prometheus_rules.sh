@@ -29,6 +29,8 @@ RULES=$ROOT/packaging/prometheus/slurm-ssh-bridge-rules.yml
 RULES_TEST=$ROOT/packaging/prometheus/slurm-ssh-bridge-rules.test.yml
 DASHBOARD=$ROOT/packaging/grafana/slurm-ssh-bridge.json
 check=(/usr/bin/python3 "$ROOT/tests/packaging/prometheus_check.py")
+# free_port: a free TCP port on 127.0.0.1 (the suites' helper prints port=N).
+free_port() { /usr/bin/python3 "$ROOT/tests/integration/helpers/metrics_check.py" freeport | sed -n 's/^port=//p'; }
 started=$SECONDS
 
 fails=0
@@ -77,7 +79,7 @@ expect "promtool test rules" promtool test rules "$RULES_TEST"
 # 2. A daemon that needs no login host.
 ssh-keygen -q -t ed25519 -N '' -f "$work/key"
 : >"$work/known_hosts"
-metrics_port=$("${check[@]}" free-port)
+metrics_port=$(free_port)
 config=$work/config.toml
 cat >"$config" <<EOF
 [ssh]
@@ -143,7 +145,7 @@ expect_fail "drift check fails on a misspelt metric in the dashboard" "${drift[@
 expect_fail "drift check fails on a duplicate panel id" "${drift[@]}" --rules "$RULES" --dashboard "$work/duplicate-id.json"
 
 # 5. A real Prometheus with the rules, scraping the daemon.
-prom_port=$("${check[@]}" free-port)
+prom_port=$(free_port)
 cat >"$work/prometheus.yml" <<EOF
 global: {scrape_interval: 1s, evaluation_interval: 1s}
 rule_files: ["$RULES"]

@@ -54,9 +54,11 @@ class Pool final : private JobSource {
 
   nlohmann::json status() const;
   Stats::Snapshot stats() const { return stats_.snapshot(); }
-  // Counts a request the server answered itself because it failed
-  // validation (never queued), so requests_total holds every answer.
-  void record_refused(const core::Response& response) { stats_.record(response); }
+  // Counts and logs a request the server answered itself because it failed
+  // validation (never queued), so requests_total and the log hold every
+  // answer; the log line is the one a served request gets.
+  void record_refused(const std::string& log_id, const std::string& peer_uid, const core::Request& request,
+                      const core::Response& response);
 
  private:
   // JobSource: called by the workers.
