@@ -137,8 +137,14 @@ def partial(sock_path, pid, n, nbytes, wait_s):
         s.connect(sock_path)
         s.sendall(chunk)
         held.append(s)
-    time.sleep(0.5)
-    st = status(sock_path) or {}
+    # sendall returns once the tail fits in the socket buffer; give the
+    # daemon (slower under ASan) up to 1 s, inside daemon.line_timeout_s, to
+    # read all of it, and report the most it held.
+    st, most, deadline = {}, 0, time.monotonic() + 1
+    while most < n * nbytes and time.monotonic() < deadline:
+        time.sleep(0.1)
+        st = status(sock_path) or {}
+        most = max(most, int(st.get("buffered_request_bytes", 0)))
     rss_held = rss_kib(pid)
     time.sleep(wait_s)
     answered = 0
@@ -153,7 +159,7 @@ def partial(sock_path, pid, n, nbytes, wait_s):
         s.close()
     time.sleep(0.5)
     st2 = status(sock_path) or {}
-    out(buffered_held=st.get("buffered_request_bytes", "?"), rss_before_kib=rss0, rss_held_kib=rss_held,
+    out(buffered_held=most, rss_before_kib=rss0, rss_held_kib=rss_held,
         rss_after_kib=rss_kib(pid), told_line_timeout=answered, buffered_after=st2.get("buffered_request_bytes", "?"),
         clients_after=st2.get("clients", "?"))
 
