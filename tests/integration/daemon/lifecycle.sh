@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2154,SC2034
-# daemon.sh cases 4-6: SIGTERM and drain, a second daemon and stale sockets, no daemon, memory over 10,000 requests.
+# daemon.sh cases 4-6: SIGTERM and drain, a second daemon and stale sockets, no daemon, memory over 4,000 requests (10,000 in coalesced mode).
 # Sourced by daemon.sh (its setup, helpers and variables are in effect);
 # not a suite on its own.
 
@@ -109,21 +109,33 @@ expect_exit 255 bridge status
 expect_match "$(jget "$STDOUT" 'd["error"]["code"]') ${STDERR%%$'\n'*}" '^daemon_unavailable |^ERR slurm-ssh-bridge: daemon_unavailable: ' "status without a daemon: daemon_unavailable"
 
 # ------------------------------------------------------------------ 6
-test_case "memory stays flat: RSS after 1,000 and after 10,000 requests grows by less than 2 MiB"
+# Per-user status runs one SSH channel (sudo, the wrapper, squeue) per query,
+# about 30 a second on a 2-core sandbox: 1,000 + 3,000 of those already show
+# a leak of a few hundred bytes per channel, and the full 10,000 would take
+# five minutes of every CI run. Coalesced status answers from the batch, so
+# that variant of the suite (integration.daemon.coalesced) does 10,000 in
+# well under a minute; the benchmark (tests/bench) reports RSS at scale.
+if [[ ${SLURM_SSH_BRIDGE_STATUS_MODE:-} == coalesced ]]; then
+    RSS_MORE=9000 RSS_LIMIT_KIB=2048
+else
+    RSS_MORE=3000 RSS_LIMIT_KIB=1024
+fi
+RSS_TOTAL=$((1000 + RSS_MORE))
+test_case "memory stays flat: RSS after 1,000 and after $RSS_TOTAL requests grows by less than $RSS_LIMIT_KIB KiB"
 if start_daemon c6 "$CONF"; then
     D6=$DAEMON_PID
     rss_start=$(vmrss_kib "$D6")
     expect_exit 0 timeout -k 5 300 "$PY" "$HELPER" load "$SOCK" "$JOB_ID" 1000 4 8 "$U"
     info "first 1,000: $STDOUT"
     rss_1k=$(vmrss_kib "$D6")
-    expect_exit 0 timeout -k 5 900 "$PY" "$HELPER" load "$SOCK" "$JOB_ID" 9000 4 8 "$U"
-    info "next 9,000: $STDOUT"
-    rss_10k=$(vmrss_kib "$D6")
+    expect_exit 0 timeout -k 5 900 "$PY" "$HELPER" load "$SOCK" "$JOB_ID" "$RSS_MORE" 4 8 "$U"
+    info "next $RSS_MORE: $STDOUT"
+    rss_n=$(vmrss_kib "$D6")
     st=$(bridge status 2>&1) || true
-    info "VmRSS: at start ${rss_start} KiB, after 1,000 requests ${rss_1k} KiB, after 10,000 ${rss_10k} KiB (growth $((rss_10k - rss_1k)) KiB); status rss_kib $(jget "$st" 'd["rss_kib"]'), query counters $(jget "$st" 'd["counters"]["query"]')"
-    ((rss_1k > 0 && rss_10k > 0)) || fail "could not read VmRSS of pid $D6"
-    ((rss_10k - rss_1k < 2048)) || fail "RSS grew by $((rss_10k - rss_1k)) KiB between 1,000 and 10,000 requests (limit 2048 KiB)" "after 1,000: $rss_1k KiB" "after 10,000: $rss_10k KiB"
-    expect_match "$(jget "$st" 'd["counters"]["query"]["ok"] >= 10000')" '^True$' "status counts the 10,000 queries"
+    info "VmRSS: at start ${rss_start} KiB, after 1,000 requests ${rss_1k} KiB, after $RSS_TOTAL ${rss_n} KiB (growth $((rss_n - rss_1k)) KiB); status rss_kib $(jget "$st" 'd["rss_kib"]'), query counters $(jget "$st" 'd["counters"]["query"]')"
+    ((rss_1k > 0 && rss_n > 0)) || fail "could not read VmRSS of pid $D6"
+    ((rss_n - rss_1k < RSS_LIMIT_KIB)) || fail "RSS grew by $((rss_n - rss_1k)) KiB between 1,000 and $RSS_TOTAL requests (limit $RSS_LIMIT_KIB KiB)" "after 1,000: $rss_1k KiB" "after $RSS_TOTAL: $rss_n KiB"
+    expect_match "$(jget "$st" 'd["counters"]["query"]["ok"] >= '"$RSS_TOTAL")" '^True$' "status counts the $RSS_TOTAL queries"
     stop_daemon "$D6"
     expect_eq "$DAEMON_RC" "0" "exit 0 on SIGTERM"
 fi
