@@ -80,7 +80,7 @@ endfunction()
 # ssb_use_layers(TARGET LAYER...): for the unit tests and the fuzzers, which
 # test layers from outside: the whole include/ tree, and the named layers'
 # libraries. The fuzzers name only the layers they exercise, so their
-# build (a third compile of the product in CI, with clang) skips the SSH,
+# build (one of the compiles in CI, with clang) skips the SSH,
 # client, daemon and app layers.
 function(ssb_use_layers target)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/include ${SSB_GENERATED_INCLUDE})
